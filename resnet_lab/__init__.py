@@ -1,0 +1,70 @@
+"""resnet_lab: the tested helper package of the resnet-lab course.
+
+The notebooks build each piece by hand and then check it against the finished code here.
+"""
+
+__version__ = "0.1.0"
+
+from .blocks import BasicBlock, Bottleneck, ZeroPadShortcut, conv1x1, conv3x3, make_shortcut
+from .costs import count_macs, count_macs_by_layer, count_parameters
+from .models import (
+    IMAGENET_CONFIGS,
+    CifarResNet,
+    ResNet,
+    check_cifar_depth,
+    cifar_resnet,
+    resnet,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+    state_dict_mismatch,
+)
+from .runtime import fast_mode, pick_device, seed_everything
+from .shapes import (
+    FeatureMapRow,
+    conv_output_size,
+    feature_map_table,
+    format_feature_map_table,
+    format_side_by_side,
+    predicted_feature_map_table,
+)
+from .stages import BlockInfo, format_block_table, make_stage
+
+__all__ = [
+    "__version__",
+    "BasicBlock",
+    "Bottleneck",
+    "ZeroPadShortcut",
+    "conv1x1",
+    "conv3x3",
+    "make_shortcut",
+    "make_stage",
+    "BlockInfo",
+    "format_block_table",
+    "ResNet",
+    "CifarResNet",
+    "IMAGENET_CONFIGS",
+    "resnet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "cifar_resnet",
+    "check_cifar_depth",
+    "state_dict_mismatch",
+    "conv_output_size",
+    "FeatureMapRow",
+    "feature_map_table",
+    "predicted_feature_map_table",
+    "format_feature_map_table",
+    "format_side_by_side",
+    "count_parameters",
+    "count_macs",
+    "count_macs_by_layer",
+    "fast_mode",
+    "pick_device",
+    "seed_everything",
+]

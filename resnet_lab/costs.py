@@ -1,0 +1,50 @@
+"""What a network costs: parameters and multiply-adds (the paper's "FLOPs").
+
+Multiply-adds are counted with ``torch.utils.flop_counter.FlopCounterMode``, which counts
+each multiply-add of a convolution or matrix product as 2 FLOPs; we divide by 2.
+Batch norm, ReLU, pooling and the shortcut additions are not counted, as in the paper
+and in torchvision's tables.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (BN running statistics are buffers, not parameters)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224)) -> int:
+    """Multiply-adds of one forward pass on a batch of ``input_size`` (N, C, H, W), in eval mode."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(input_size, device=device))
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+def count_macs_by_layer(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224)) -> dict[str, int]:
+    """Multiply-adds per top-level child of ``model`` (stem layers, stages, head)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(input_size, device=device))
+    finally:
+        model.train(was_training)
+    per_module = counter.get_flop_counts()
+    root = type(model).__name__
+    out = {}
+    for name, _ in model.named_children():
+        counts = per_module.get(f"{root}.{name}", {})
+        out[name] = sum(counts.values()) // 2
+    return out

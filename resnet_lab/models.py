@@ -1,0 +1,285 @@
+"""Whole networks: ImageNet ResNet-18/34/50/101/152 and the CIFAR 6n+2 family.
+
+``ResNet`` has torchvision's module names and parameter layout (``conv1``, ``bn1``,
+``layer1``..``layer4``, ``fc``), so a torchvision state dict loads with ``strict=True``
+and gives the same outputs. ``CifarResNet`` is the paper's Section 4.2 network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .blocks import BasicBlock, Block, Bottleneck, check_shortcut_option, check_stride_placement
+from .stages import BlockInfo, make_stage
+
+# The paper's Table 1: block type and blocks per stage for each depth.
+IMAGENET_CONFIGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+
+
+class _CheckedModel(nn.Module):
+    """Shared input and state-dict checks with error messages that say what to do."""
+
+    in_channels: int
+    min_input_size: int
+    description: str
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``x`` is (N, in_channels, H, W) with H, W >= min_input_size."""
+        expected = f"(N, {self.in_channels}, H, W) with H, W >= {self.min_input_size}"
+        if x.dim() != 4:
+            hint = " (a single image? add the batch dimension with x.unsqueeze(0))" if x.dim() == 3 else ""
+            raise ValueError(f"{self.description} expects a 4-D input of shape {expected}; got {tuple(x.shape)}{hint}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self.description} expects input of shape {expected}; got {tuple(x.shape)} with "
+                f"{x.shape[1]} channels. Build the model with in_channels={x.shape[1]} or convert the images."
+            )
+        if min(x.shape[-2:]) < self.min_input_size:
+            raise ValueError(
+                f"{self.description} expects input of shape {expected}; got {tuple(x.shape)}: the network "
+                f"downsamples by {self.min_input_size}, so a smaller image has no pixels left for the last stage. "
+                "Resize the images up."
+            )
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # type: ignore[override]
+        """``nn.Module.load_state_dict`` that names the mismatching keys when the weights don't fit."""
+        if strict:
+            problems = state_dict_mismatch(self, state_dict)
+            if problems:
+                raise RuntimeError(
+                    f"this state_dict does not fit {self.description}:\n{problems}\n"
+                    "Was it saved from a network of another depth, width or shortcut option? "
+                    "Build the same architecture before loading."
+                )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, Any], show: int = 5) -> str:
+    """Describe missing keys, unexpected keys and shape mismatches; ``""`` when ``state_dict`` fits."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong_shape = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+
+    def listing(title: str, items: list[str]) -> str:
+        more = f", ... ({len(items) - show} more)" if len(items) > show else ""
+        return f"  {len(items)} {title}: {', '.join(items[:show])}{more}"
+
+    parts = [
+        listing(title, items)
+        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape))
+        if items
+    ]
+    return "\n".join(parts)
+
+
+def zero_init_last_bn(model: nn.Module) -> None:
+    """Set the last BN weight (gamma) of every residual branch to 0, so each block starts as the identity."""
+    for module in model.modules():
+        if isinstance(module, (BasicBlock, Bottleneck)):
+            nn.init.zeros_(module.last_bn.weight)
+
+
+def init_weights(model: nn.Module) -> None:
+    """He (Kaiming) normal init for convolutions, BN to (1, 0), as in torchvision."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class ResNet(_CheckedModel):
+    """ImageNet-style ResNet (He et al. 2015, Table 1).
+
+    Shapes: (N, in_channels, H, W) -> (N, num_classes) for any H, W >= 32.
+    Stem: 7x7/2 conv (64) + BN + ReLU + 3x3/2 max pool; four stages of widths
+    64/128/256/512 (x ``block.expansion``) with strides 1/2/2/2; adaptive average pool; fc.
+    """
+
+    min_input_size = 32  # total downsampling: 2 (conv1) * 2 (maxpool) * 2 * 2 * 2
+
+    def __init__(
+        self,
+        block: Block,
+        layers: tuple[int, int, int, int] | list[int],
+        num_classes: int = 1000,
+        *,
+        in_channels: int = 3,
+        zero_init_residual: bool = False,
+        shortcut: str = "B",
+        residual: bool = True,
+        stride_at: str = "3x3",
+    ) -> None:
+        super().__init__()
+        check_shortcut_option(shortcut)
+        check_stride_placement(stride_at)
+        if len(layers) != 4 or min(layers) < 1:
+            raise ValueError(f"layers must give 4 stages of at least one block each, e.g. [3, 4, 6, 3]; got {layers}")
+        block_kwargs: dict[str, Any] = {"shortcut": shortcut, "residual": residual}
+        if block is Bottleneck:
+            block_kwargs["stride_at"] = stride_at
+        depth = sum(layers) * (3 if block is Bottleneck else 2) + 2
+        self.description = f"{'ResNet' if residual else 'plain'}-{depth} ({block.__name__}, layers {list(layers)})"
+        self.in_channels = in_channels
+
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        width = 64
+        self.block_table: list[BlockInfo] = []
+        for i, (planes, blocks, stride) in enumerate(zip((64, 128, 256, 512), layers, (1, 2, 2, 2)), start=1):
+            stage, table = make_stage(block, width, planes, blocks, stride, name=f"layer{i}", **block_kwargs)
+            setattr(self, f"layer{i}", stage)
+            self.block_table += table
+            width = table[-1].out_channels
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(width, num_classes)
+
+        init_weights(self)
+        if zero_init_residual:
+            zero_init_last_bn(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (N, 64, H/4, W/4)
+        x = self.layer1(x)  # (N, 64e, H/4, W/4)
+        x = self.layer2(x)  # (N, 128e, H/8, W/8)
+        x = self.layer3(x)  # (N, 256e, H/16, W/16)
+        x = self.layer4(x)  # (N, 512e, H/32, W/32)
+        x = torch.flatten(self.avgpool(x), 1)  # (N, 512e)
+        return self.fc(x)  # (N, num_classes)
+
+
+def resnet(depth: int, **kwargs: Any) -> ResNet:
+    """An ImageNet ResNet of depth 18, 34, 50, 101 or 152 (keyword arguments as ``ResNet``)."""
+    if depth not in IMAGENET_CONFIGS:
+        raise ValueError(f"ImageNet ResNets come in depths {sorted(IMAGENET_CONFIGS)}; got {depth}")
+    block, layers = IMAGENET_CONFIGS[depth]
+    return ResNet(block, layers, **kwargs)
+
+
+def resnet18(**kwargs: Any) -> ResNet:
+    """ResNet-18: BasicBlock x [2, 2, 2, 2], 11,689,512 parameters with 1000 classes."""
+    return resnet(18, **kwargs)
+
+
+def resnet34(**kwargs: Any) -> ResNet:
+    """ResNet-34: BasicBlock x [3, 4, 6, 3], 21,797,672 parameters with 1000 classes."""
+    return resnet(34, **kwargs)
+
+
+def resnet50(**kwargs: Any) -> ResNet:
+    """ResNet-50: Bottleneck x [3, 4, 6, 3], 25,557,032 parameters with 1000 classes."""
+    return resnet(50, **kwargs)
+
+
+def resnet101(**kwargs: Any) -> ResNet:
+    """ResNet-101: Bottleneck x [3, 4, 23, 3], 44,549,160 parameters with 1000 classes."""
+    return resnet(101, **kwargs)
+
+
+def resnet152(**kwargs: Any) -> ResNet:
+    """ResNet-152: Bottleneck x [3, 8, 36, 3], 60,192,808 parameters with 1000 classes."""
+    return resnet(152, **kwargs)
+
+
+def valid_cifar_depths(limit: int = 1202) -> list[int]:
+    """Depths 6n+2 up to ``limit``: 8, 14, 20, 26, 32, ..."""
+    return list(range(8, limit + 1, 6))
+
+
+def check_cifar_depth(depth: int) -> int:
+    """Return n for depth = 6n + 2 (n >= 1), else raise ``ValueError`` naming valid depths."""
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
+        raise ValueError(
+            f"CIFAR ResNets have depth 6n+2 with n >= 1 (8, 14, 20, 26, 32, 44, 56, 110, 1202, ...); got {depth!r}"
+        )
+    return (depth - 2) // 6
+
+
+class CifarResNet(_CheckedModel):
+    """The paper's CIFAR-10 network (Section 4.2), 6n+2 weighted layers.
+
+    Shapes: (N, in_channels, H, W) -> (N, num_classes) for H, W >= 4 (32x32 on CIFAR,
+    28x28 on Fashion-MNIST). Stem: 3x3 conv with 16 filters, stride 1, no max pool;
+    three stages of n basic blocks with 16/32/64 filters on maps of H, H/2, H/4;
+    global average pool; fc.
+    """
+
+    min_input_size = 4  # two stride-2 stages
+
+    def __init__(
+        self,
+        depth: int,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        *,
+        residual: bool = True,
+        shortcut: str = "A",
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        n = check_cifar_depth(depth)
+        check_shortcut_option(shortcut)
+        self.depth = depth
+        self.in_channels = in_channels
+        self.description = f"{'ResNet' if residual else 'plain'}-{depth} (CIFAR, n={n})"
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        width = 16
+        self.block_table: list[BlockInfo] = []
+        for i, (planes, stride) in enumerate(zip((16, 32, 64), (1, 2, 2)), start=1):
+            stage, table = make_stage(
+                BasicBlock, width, planes, n, stride, name=f"layer{i}", shortcut=shortcut, residual=residual
+            )
+            setattr(self, f"layer{i}", stage)
+            self.block_table += table
+            width = table[-1].out_channels
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(width, num_classes)
+
+        init_weights(self)
+        if zero_init_residual:
+            zero_init_last_bn(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        x = self.relu(self.bn1(self.conv1(x)))  # (N, 16, H, W)
+        x = self.layer1(x)  # (N, 16, H, W)
+        x = self.layer2(x)  # (N, 32, H/2, W/2)
+        x = self.layer3(x)  # (N, 64, H/4, W/4)
+        x = torch.flatten(self.avgpool(x), 1)  # (N, 64)
+        return self.fc(x)  # (N, num_classes)
+
+
+def cifar_resnet(
+    depth: int,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    residual: bool = True,
+    shortcut: str = "A",
+    **kwargs: Any,
+) -> CifarResNet:
+    """A CIFAR-style ResNet (or, with ``residual=False``, its plain twin) of depth 6n+2.
+
+    With 3 input channels and 10 classes: 269,722 parameters for depth 20, 853,018 for 56.
+    """
+    return CifarResNet(depth, in_channels, num_classes, residual=residual, shortcut=shortcut, **kwargs)
