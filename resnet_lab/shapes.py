@@ -157,6 +157,6 @@ def format_side_by_side(predicted: list[FeatureMapRow], measured: list[FeatureMa
     header = f"{'layer':<10}{'type':<16}{'formula':>18}{'measured':>18}  agree"
     lines = [header, "-" * len(header)]
     for p, m in zip(predicted, measured, strict=True):
-        mark = "yes" if p.shape == m.shape else "NO"
+        mark = "yes" if p.shape == m.shape else "MISMATCH"
         lines.append(f"{p.name:<10}{p.layer:<16}{_fmt_shape(p.shape):>18}{_fmt_shape(m.shape):>18}  {mark}")
     return "\n".join(lines)

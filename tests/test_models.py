@@ -1,0 +1,193 @@
+"""The networks match the paper's tables and torchvision's implementation exactly."""
+
+import pytest
+import torch
+import torchvision
+
+import resnet_lab
+from resnet_lab import BasicBlock, Bottleneck, cifar_resnet, count_parameters, make_stage, resnet
+
+TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
+CIFAR_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
+
+
+def test_version_exists():
+    assert isinstance(resnet_lab.__version__, str) and resnet_lab.__version__.count(".") == 2
+
+
+@pytest.mark.parametrize("depth", sorted(TORCHVISION_PARAMS))
+def test_builders_match_torchvision_weights_and_outputs(depth):
+    torch.manual_seed(depth)
+    theirs = getattr(torchvision.models, f"resnet{depth}")().eval()
+    ours = getattr(resnet_lab, f"resnet{depth}")().eval()
+    assert list(ours.state_dict()) == list(theirs.state_dict())  # same names, same order
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        diff = (ours(x) - theirs(x)).abs().max().item()
+    assert diff < 1e-5
+    assert count_parameters(ours) == TORCHVISION_PARAMS[depth]
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize("size", [(32, 32), (160, 160), (256, 192), (97, 131)])
+def test_any_input_size_that_survives_downsampling(depth, size):
+    model = resnet(depth, num_classes=7).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, *size)).shape == (1, 7)
+
+
+def test_in_channels_option():
+    model = resnet_lab.resnet18(in_channels=1, num_classes=10).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 64, 64)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("depth", sorted(CIFAR_PARAMS))
+def test_cifar_parameter_counts_match_table_6(depth):
+    assert count_parameters(cifar_resnet(depth)) == CIFAR_PARAMS[depth]
+    assert count_parameters(cifar_resnet(depth, residual=False)) == CIFAR_PARAMS[depth]
+
+
+@pytest.mark.parametrize("depth", [20, 56])
+def test_cifar_structure(depth):
+    n = (depth - 2) // 6
+    model = cifar_resnet(depth).eval()
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1) and model.conv1.out_channels == 16
+    assert [len(getattr(model, f"layer{i}")) for i in (1, 2, 3)] == [n, n, n]
+    assert not hasattr(model, "maxpool") and not hasattr(model, "layer4")
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(convs) + len(linears) == depth  # 6n+2 weighted layers, option A adds none
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+        assert cifar_resnet(depth, in_channels=1).eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_cifar_option_a_has_no_projection_parameters_and_pads_with_zeros():
+    block = BasicBlock(16, 32, stride=2, shortcut="A").eval()
+    assert isinstance(block.downsample, resnet_lab.ZeroPadShortcut)
+    assert sum(p.numel() for p in block.downsample.parameters()) == 0
+    x = torch.randn(1, 16, 8, 8)
+    out = block.downsample(x)
+    assert out.shape == (1, 32, 4, 4)
+    assert torch.equal(out[:, :16], x[:, :, ::2, ::2])
+    assert torch.count_nonzero(out[:, 16:]) == 0
+
+
+def test_plain_cifar_net_has_no_shortcut_and_differs_from_residual():
+    torch.manual_seed(0)
+    plain = cifar_resnet(20, residual=False).eval()
+    res = cifar_resnet(20).eval()
+    res.load_state_dict(plain.state_dict())  # same layout: option A has no parameters
+    assert all(b.downsample is None and not b.residual for b in plain.modules() if isinstance(b, BasicBlock))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(plain(x), res(x))
+
+
+def test_plain_imagenet_nets_match_table_2_layout():
+    plain18 = resnet_lab.resnet18(residual=False)
+    plain34 = resnet_lab.resnet34(residual=False)
+    assert all(b.downsample is None for b in plain34.modules() if isinstance(b, BasicBlock))
+    # Without projections the plain nets have fewer parameters than ResNet-18/34 (option B).
+    proj18 = sum(p.numel() for n, p in resnet_lab.resnet18().named_parameters() if "downsample" in n)
+    assert count_parameters(plain18) == TORCHVISION_PARAMS[18] - proj18
+    assert plain34.description.startswith("plain-34")
+
+
+def test_zero_init_residual_zeroes_the_last_bn_of_every_block():
+    model = resnet_lab.resnet50(zero_init_residual=True)
+    blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
+    assert len(blocks) == 16
+    assert all(torch.count_nonzero(b.bn3.weight) == 0 for b in blocks)
+    assert all(torch.count_nonzero(b.bn2.weight) > 0 for b in blocks)
+    tv = torchvision.models.resnet50(zero_init_residual=True)
+    assert all(torch.count_nonzero(b.bn3.weight) == 0 for b in tv.modules() if isinstance(b, torchvision.models.resnet.Bottleneck))
+
+
+def test_zero_init_block_is_identity_plus_relu():
+    block = BasicBlock(8, 8).eval()
+    torch.nn.init.zeros_(block.bn2.weight)
+    torch.nn.init.zeros_(block.bn2.bias)
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        assert torch.allclose(block(x), torch.relu(x))
+
+
+@pytest.mark.parametrize("shortcut,expected", [("A", "zero-pad"), ("B", "projection"), ("C", "projection")])
+def test_shortcut_options(shortcut, expected):
+    block = BasicBlock(64, 128, stride=2, shortcut=shortcut)
+    same = BasicBlock(64, 64, shortcut=shortcut)
+    assert resnet_lab.blocks.describe_shortcut(block.downsample, True) == expected
+    assert (same.downsample is not None) == (shortcut == "C")
+    x = torch.randn(1, 64, 8, 8)
+    assert block.eval()(x).shape == (1, 128, 4, 4)
+    assert same.eval()(x).shape == (1, 64, 8, 8)
+
+
+def test_option_c_adds_projections_everywhere():
+    b = count_parameters(resnet_lab.resnet18(shortcut="B"))
+    c = count_parameters(resnet_lab.resnet18(shortcut="C"))
+    a = count_parameters(resnet_lab.resnet18(shortcut="A"))
+    assert a < b < c
+
+
+def test_bottleneck_stride_placement():
+    v15 = Bottleneck(256, 128, stride=2)
+    v1 = Bottleneck(256, 128, stride=2, stride_at="1x1")
+    assert v15.conv1.stride == (1, 1) and v15.conv2.stride == (2, 2)
+    assert v1.conv1.stride == (2, 2) and v1.conv2.stride == (1, 1)
+    x = torch.randn(1, 256, 16, 16)
+    assert v15.eval()(x).shape == v1.eval()(x).shape == (1, 512, 8, 8)
+    assert count_parameters(v15) == count_parameters(v1)
+    assert Bottleneck.expansion == 4 and BasicBlock.expansion == 1
+
+
+def test_bottleneck_matches_torchvision_block():
+    torch.manual_seed(1)
+    tv_block = torchvision.models.resnet50().layer2[0].eval()
+    ours = Bottleneck(256, 128, stride=2).eval()
+    ours.load_state_dict(tv_block.state_dict())
+    x = torch.randn(2, 256, 14, 14)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), tv_block(x), atol=1e-5)
+
+
+def test_make_stage_reports_its_blocks():
+    stage, table = make_stage(Bottleneck, 256, 128, 4, stride=2, name="layer2")
+    assert len(stage) == 4
+    assert [(r.in_channels, r.out_channels, r.stride, r.shortcut) for r in table] == [
+        (256, 512, 2, "projection"),
+        (512, 512, 1, "identity"),
+        (512, 512, 1, "identity"),
+        (512, 512, 1, "identity"),
+    ]
+    assert stage.eval()(torch.randn(1, 256, 16, 16)).shape == (1, 512, 8, 8)
+    text = resnet_lab.format_block_table(table)
+    assert "layer2" in text and "projection" in text
+
+
+def test_model_block_table_follows_the_channel_rule():
+    table = resnet_lab.resnet50().block_table
+    firsts = [r for r in table if r.index == 0]
+    assert [(r.in_channels, r.out_channels, r.stride) for r in firsts] == [
+        (64, 256, 1), (256, 512, 2), (512, 1024, 2), (1024, 2048, 2)
+    ]
+    assert len(table) == 16
+
+
+def test_inplace_relu_does_not_clobber_the_input():
+    block = BasicBlock(8, 8).eval()
+    x = torch.randn(1, 8, 6, 6)
+    before = x.clone()
+    with torch.no_grad():
+        block(x)
+    assert torch.equal(x, before)
+
+
+def test_training_step_backward_works():
+    model = cifar_resnet(20)
+    out = model(torch.randn(4, 3, 32, 32))
+    torch.nn.functional.cross_entropy(out, torch.tensor([0, 1, 2, 3])).backward()
+    assert all(p.grad is not None for p in model.parameters())
