@@ -47,8 +47,8 @@ class _CheckedModel(nn.Module):
         if min(x.shape[-2:]) < self.min_input_size:
             raise ValueError(
                 f"{self.description} expects input of shape {expected}; got {tuple(x.shape)}: the network "
-                f"downsamples by {self.min_input_size}, so a smaller image has no pixels left for the last stage. "
-                "Resize the images up."
+                f"downsamples by {self.min_input_size}, so on a smaller image the last stage would see maps made "
+                "mostly of zero padding. Resize the images up."
             )
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # type: ignore[override]
