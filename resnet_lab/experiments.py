@@ -1,0 +1,289 @@
+"""Recorded experiments: the degradation problem (paper Figures 1 and 6) and ResNet-20 on full Fashion-MNIST.
+
+    python -m resnet_lab.experiments degradation          # 4 nets on the shipped subset, <= 10 min on 2 cores
+    python -m resnet_lab.experiments degradation --fast   # the same in under a minute (tiny data)
+    python -m resnet_lab.experiments fashion-full         # ResNet-20 on the 60k/10k Fashion-MNIST
+
+Each run writes a JSON run record to data/runs/: configuration, per-epoch curves per net,
+final errors (percent), seconds, torch version, CPU/GPU name and seed. ``load_record`` reads one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+
+from . import data
+from .models import cifar_resnet
+from .runtime import fast_mode, pick_device, seed_everything
+from .training import History, TrainConfig, train, use_bf16, use_channels_last
+
+RUNS_DIR = data.DATA_DIR / "runs"
+SCHEMA = "resnet_lab.run/1"
+# (name, depth, residual) of the four nets of Figure 6 (left and right) that we train
+DEGRADATION_NETS = (("plain-20", 20, False), ("plain-56", 56, False), ("ResNet-20", 20, True), ("ResNet-56", 56, True))
+
+
+def degradation_config(fast: bool | None = None) -> TrainConfig:
+    """The recipe of the committed degradation record (full mode) or its fast-mode shrink."""
+    if fast_mode() if fast is None else fast:
+        return TrainConfig(epochs=2, schedule="onecycle")
+    return TrainConfig(epochs=10, schedule="onecycle")
+
+
+def fashion_full_config(fast: bool | None = None) -> TrainConfig:
+    """The recipe of the ResNet-20 / full Fashion-MNIST record: model picked on validation, test once."""
+    if fast_mode() if fast is None else fast:
+        return TrainConfig(epochs=1, test_every_epoch=False, keep_best=True)
+    return TrainConfig(epochs=30, schedule="onecycle", test_every_epoch=False, keep_best=True)
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name from /proc/cpuinfo (platform.processor() elsewhere)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device, config: TrainConfig) -> dict[str, Any]:
+    """Versions and hardware, for the run record."""
+    bf16 = use_bf16(config, device)
+    return {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "device": device.type,
+        "device_name": device_name(device),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "precision": "bf16 autocast" if bf16 else "fp32",
+        "channels_last": use_channels_last(config, device, bf16),
+    }
+
+
+def _net_result(name: str, depth: int, residual: bool, model: torch.nn.Module, history: History, seconds: float) -> dict[str, Any]:
+    best = (history.best_epoch or len(history.epoch)) - 1
+    return {
+        "name": name,
+        "depth": depth,
+        "residual": residual,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "seconds": round(seconds, 1),
+        "final": {
+            "train_error": history.train_error[-1],
+            "val_error": history.val_error[-1],
+            "test_error": history.final_test_error,
+            "best_val_error": history.val_error[best],
+            "best_epoch": history.best_epoch,
+        },
+        "history": history.to_dict(),
+    }
+
+
+def _record(experiment: str, mode: str, splits: data.Splits, config: TrainConfig, device: torch.device) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "experiment": experiment,
+        "mode": mode,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "dataset": {
+            "name": splits.name,
+            "description": splits.describe(),
+            "train": len(splits.train),
+            "val": len(splits.val),
+            "test": len(splits.test),
+        },
+        "seed": config.seed,
+        "config": asdict(config),
+        "environment": environment(device, config),
+        "nets": {},
+        "total_seconds": 0.0,
+        "notes": "",
+    }
+
+
+def run_degradation(
+    *,
+    fast: bool | None = None,
+    config: TrainConfig | None = None,
+    zero_init_residual: bool = False,
+    progress: bool | None = None,
+    save_as: str | None = None,
+    notes: str = "",
+) -> dict[str, Any]:
+    """Train plain-20, plain-56, ResNet-20 and ResNet-56 (CIFAR-style, 1 input channel) on the subset.
+
+    Every net gets the same recipe, the same seed and the same data order. Returns the run record
+    (see module docstring); with ``save_as`` (a file name under data/runs/) it is also written.
+    """
+    fast = fast_mode() if fast is None else fast
+    config = config or degradation_config(fast)
+    device = pick_device()
+    splits = data.load_fashion_mnist("subset", seed=config.seed, fast=fast)
+    record = _record("degradation", "fast" if fast else "full", splits, config, device)
+    record["zero_init_residual"] = zero_init_residual
+    record["notes"] = notes
+    started = time.perf_counter()
+    for name, depth, residual in DEGRADATION_NETS:
+        seed_everything(config.seed)
+        model = cifar_resnet(
+            depth, in_channels=1, residual=residual, zero_init_residual=zero_init_residual and residual
+        )
+        net_started = time.perf_counter()
+        history = train(model, splits, config, progress=progress, device=device, description=name)
+        record["nets"][name] = _net_result(name, depth, residual, model, history, time.perf_counter() - net_started)
+        if history.interrupted:
+            record["notes"] += f" Interrupted during {name}."
+            break
+    record["total_seconds"] = round(time.perf_counter() - started, 1)
+    record["findings"] = degradation_findings(record) if len(record["nets"]) == 4 else None
+    if save_as:
+        save_record(record, save_as)
+    return record
+
+
+def run_fashion_full(
+    *,
+    fast: bool | None = None,
+    config: TrainConfig | None = None,
+    progress: bool | None = None,
+    save_as: str | None = None,
+    notes: str = "",
+) -> dict[str, Any]:
+    """ResNet-20 on the full Fashion-MNIST (55k train / 5k val / 10k test): model picked on val, test once."""
+    fast = fast_mode() if fast is None else fast
+    config = config or fashion_full_config(fast)
+    device = pick_device()
+    splits = data.load_fashion_mnist("full", seed=config.seed, fast=fast)
+    record = _record("fashion-full", "fast" if fast else "full", splits, config, device)
+    record["notes"] = notes
+    seed_everything(config.seed)
+    model = cifar_resnet(20, in_channels=1)
+    started = time.perf_counter()
+    history = train(model, splits, config, progress=progress, device=device, description="ResNet-20")
+    record["nets"]["ResNet-20"] = _net_result("ResNet-20", 20, True, model, history, time.perf_counter() - started)
+    record["total_seconds"] = round(time.perf_counter() - started, 1)
+    record["test_accuracy"] = None if history.final_test_error is None else 100.0 - history.final_test_error
+    if save_as:
+        save_record(record, save_as)
+    return record
+
+
+def degradation_findings(record: dict[str, Any]) -> dict[str, Any]:
+    """The paper's claims, measured on a degradation record (errors in percentage points).
+
+    plain_gap / resnet_gap: final training error of the 56-layer net minus the 20-layer net's.
+    plain56_above_plain20_fraction: share of logged training-error points (epochs) where
+    plain-56 is above plain-20.
+    """
+    final = {name: net["final"]["train_error"] for name, net in record["nets"].items()}
+    plain20 = record["nets"]["plain-20"]["history"]["train_error"]
+    plain56 = record["nets"]["plain-56"]["history"]["train_error"]
+    above = sum(b > a for a, b in zip(plain20, plain56)) / len(plain20)
+    plain_gap = final["plain-56"] - final["plain-20"]
+    resnet_gap = final["ResNet-56"] - final["ResNet-20"]
+    return {
+        "final_train_error": final,
+        "plain_gap": plain_gap,
+        "resnet_gap": resnet_gap,
+        "plain56_above_plain20_fraction": above,
+        "degradation": above > 0.5 and plain_gap > 0,
+        "residual_removes_most_of_gap": plain_gap > 0 and resnet_gap <= plain_gap / 3,
+        "resnet56_below_plain56": final["ResNet-56"] < final["plain-56"],
+        "resnet56_at_or_below_resnet20": resnet_gap <= 0,
+    }
+
+
+def save_record(record: dict[str, Any], name: str) -> Path:
+    """Write ``record`` as indented JSON to data/runs/<name> (atomically). Returns the path."""
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RUNS_DIR / (name if name.endswith(".json") else name + ".json")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_record(name: str = "degradation") -> dict[str, Any]:
+    """A committed run record from data/runs/: "degradation", "degradation-long" or "fashion-full-resnet20"."""
+    path = RUNS_DIR / (name if name.endswith(".json") else name + ".json")
+    if not path.is_file():
+        available = sorted(p.stem for p in RUNS_DIR.glob("*.json")) if RUNS_DIR.is_dir() else []
+        raise FileNotFoundError(f"no run record {path}; available: {available or 'none'}. Run `python -m resnet_lab.experiments`.")
+    record = json.loads(path.read_text())
+    if record.get("schema") != SCHEMA:
+        raise ValueError(f"{path} is not a run record of schema {SCHEMA!r}")
+    return record
+
+
+def format_record(record: dict[str, Any]) -> str:
+    """A short table of a record: final train / val / test error and seconds per net."""
+    lines = [f"{record['experiment']} ({record['mode']} mode) on {record['dataset']['description']}"]
+    lines.append(f"{'net':<10} {'train err%':>10} {'val err%':>9} {'test err%':>9} {'seconds':>8}")
+    for name, net in record["nets"].items():
+        f = net["final"]
+        test = "-" if f["test_error"] is None else f"{f['test_error']:.2f}"
+        lines.append(f"{name:<10} {f['train_error']:>10.2f} {f['val_error']:>9.2f} {test:>9} {net['seconds']:>8.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m resnet_lab.experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("experiment", choices=("degradation", "fashion-full"))
+    parser.add_argument("--fast", action="store_true", help="tiny data and 1-2 epochs (as RESNET_LAB_FAST=1)")
+    parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    parser.add_argument("--schedule", choices=("onecycle", "step", "cosine", "constant"))
+    parser.add_argument("--warmup-epochs", type=float)
+    parser.add_argument("--zero-init-residual", action="store_true", help="degradation: residual nets start as identity")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-as", help="record file name under data/runs/ (default: <experiment>[-fast].json)")
+    parser.add_argument("--notes", default="")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, = cores); 1 can be faster on a busy machine")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    fast = args.fast or fast_mode()
+    base = degradation_config(fast) if args.experiment == "degradation" else fashion_full_config(fast)
+    overrides = {"seed": args.seed}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    if args.schedule:
+        overrides["schedule"] = args.schedule
+    if args.warmup_epochs is not None:
+        overrides["warmup_epochs"] = args.warmup_epochs
+    config = replace(base, **overrides)
+    default_name = "degradation" if args.experiment == "degradation" else "fashion-full-resnet20"
+    save_as = args.save_as or (default_name + ("-fast" if fast else ""))
+    progress = False if args.no_progress else True
+    if args.experiment == "degradation":
+        record = run_degradation(fast=fast, config=config, zero_init_residual=args.zero_init_residual,
+                                 progress=progress, save_as=save_as, notes=args.notes)  # fmt: skip
+    else:
+        record = run_fashion_full(fast=fast, config=config, progress=progress, save_as=save_as, notes=args.notes)
+    print(format_record(record))
+    if record.get("findings"):
+        print(json.dumps(record["findings"], indent=1))
+    print(f"total {record['total_seconds']:.0f} s; record written to {RUNS_DIR / (save_as + '.json')}")
+
+
+if __name__ == "__main__":
+    main()
