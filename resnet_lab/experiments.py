@@ -45,7 +45,7 @@ def fashion_full_config(fast: bool | None = None) -> TrainConfig:
     """The recipe of the ResNet-20 / full Fashion-MNIST record: model picked on validation, test once."""
     if fast_mode() if fast is None else fast:
         return TrainConfig(epochs=1, test_every_epoch=False, keep_best=True)
-    return TrainConfig(epochs=30, schedule="onecycle", test_every_epoch=False, keep_best=True)
+    return TrainConfig(epochs=20, schedule="onecycle", test_every_epoch=False, keep_best=True)
 
 
 def device_name(device: torch.device) -> str:

@@ -54,7 +54,7 @@ def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: A
         panel.legend()
     axes[0].set_ylabel("training error (%)")
     dataset = record.get("dataset", {}).get("name", "")
-    fig.suptitle(f"Degradation: deeper plain nets train worse, ResNets do not ({dataset}, {record.get('mode', '')} mode)")
+    fig.suptitle(f"Training error, plain (dashed) vs residual (solid) nets, as in He et al. Fig. 6 ({dataset}, {record.get('mode', '')} mode)")
     fig.tight_layout()
     return fig
 
