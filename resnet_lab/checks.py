@@ -18,6 +18,7 @@ exercise) into an ``AssertionError`` with a hint.
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import numbers
 import os
@@ -334,18 +335,27 @@ def _parameter_problem(student: nn.Module, reference: nn.Module, limit: int = 4)
         return None
     lines = [f"parameter count: expected {total_r:,}, got {total_s:,}"]
     details = []
-    for i, j in zip(missing, extra):
-        (rn, rm), (sn, sm) = ref_units[i], stu_units[j]
-        details.append(
-            f"layer `{sn}` ({_describe_module(sm)}): expected {_count(rm):,} parameters, got {_count(sm):,} "
-            f"(the reference's `{rn}` is {_describe_module(rm)})"
-        )
-    for i in missing[len(extra):]:
-        rn, rm = ref_units[i]
-        details.append(f"missing a layer like the reference's `{rn}` ({_describe_module(rm)}, {_count(rm):,} parameters)")
-    for j in extra[len(missing):]:
-        sn, sm = stu_units[j]
-        details.append(f"extra layer `{sn}` ({_describe_module(sm)}, {_count(sm):,} parameters) that the reference doesn't have")
+    # Align the two layer lists in registration order to say which layers differ.
+    matcher = difflib.SequenceMatcher(None, [_signature(m) for _, m in ref_units],
+                                      [_signature(m) for _, m in stu_units], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        pairs = list(zip(range(i1, i2), range(j1, j2)))
+        for i, j in pairs:
+            (rn, rm), (sn, sm) = ref_units[i], stu_units[j]
+            details.append(
+                f"layer `{sn}` ({_describe_module(sm)}): expected {_count(rm):,} parameters, got {_count(sm):,} "
+                f"(the reference's `{rn}` is {_describe_module(rm)})"
+            )
+        for i in range(i1 + len(pairs), i2):
+            rn, rm = ref_units[i]
+            details.append(f"missing a layer like the reference's `{rn}` ({_describe_module(rm)}, "
+                           f"{_count(rm):,} parameters)")
+        for j in range(j1 + len(pairs), j2):
+            sn, sm = stu_units[j]
+            details.append(f"extra layer `{sn}` ({_describe_module(sm)}, {_count(sm):,} parameters) that the "
+                           "reference doesn't have")
     if len(details) > limit:
         details = details[:limit] + [f"... and {len(details) - limit} more differences"]
     return "; ".join(lines + details)
@@ -889,8 +899,10 @@ def _stem_hints(model: nn.Module, size: int) -> list[str]:
         parts.append("there is a max pool")
     if not parts:
         return []
-    return [f"{' and '.join(parts)}: that is the ImageNet stem, which divides a {size}x{size} image by 4 before the "
-            "first stage. CIFAR nets use a 3x3 conv with stride 1 and no max pool."]
+    factor = (stem.stride[0] if stem is not None else 1) * (2 if has_maxpool else 1)
+    return [f"{' and '.join(parts)}: an ImageNet-style stem, which shrinks a {size}x{size} image by {factor} before "
+            "the first stage (the ImageNet stem, 7x7 stride-2 conv + max pool, by 4). CIFAR nets use a 3x3 conv "
+            "with stride 1 and no max pool."]
 
 
 def cifar_net(fn: Callable[..., nn.Module]) -> None:

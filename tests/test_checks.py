@@ -437,9 +437,9 @@ def imagenet_stem_cifar_net(depth, in_channels=3, num_classes=10):
 
 def test_mistake_9_imagenet_stem_on_32x32():
     message = rejects(checks.small_input_net, resnet_lab.resnet18(num_classes=10), "last feature map is 1x1",
-                      "ImageNet stem", "3x3 conv with stride 1 and no max pool")
+                      "ImageNet-style stem", "3x3 conv with stride 1 and no max pool")
     assert "7x7 conv with stride 2" in message
-    rejects(checks.cifar_net, imagenet_stem_cifar_net, "ImageNet stem", "should have 269,722 parameters")
+    rejects(checks.cifar_net, imagenet_stem_cifar_net, "ImageNet-style stem", "should have 269,722 parameters")
 
 
 class ReluFirstInplaceUnit(nn.Module):
