@@ -18,8 +18,8 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def count_macs(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224)) -> int:
-    """Multiply-adds of one forward pass on a batch of ``input_size`` (N, C, H, W), in eval mode."""
+def _flop_counter(model: nn.Module, input_size: tuple[int, ...]) -> FlopCounterMode:
+    """Run one zero batch of ``input_size`` through ``model`` in eval mode under a FLOP counter."""
     device = next(model.parameters()).device
     was_training = model.training
     try:
@@ -28,23 +28,16 @@ def count_macs(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224))
             model(torch.zeros(input_size, device=device))
     finally:
         model.train(was_training)
-    return counter.get_total_flops() // 2
+    return counter
+
+
+def count_macs(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224)) -> int:
+    """Multiply-adds of one forward pass on a batch of ``input_size`` (N, C, H, W), in eval mode."""
+    return _flop_counter(model, input_size).get_total_flops() // 2
 
 
 def count_macs_by_layer(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224)) -> dict[str, int]:
     """Multiply-adds per top-level child of ``model`` (stem layers, stages, head)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(input_size, device=device))
-    finally:
-        model.train(was_training)
-    per_module = counter.get_flop_counts()
+    per_module = _flop_counter(model, input_size).get_flop_counts()
     root = type(model).__name__
-    out = {}
-    for name, _ in model.named_children():
-        counts = per_module.get(f"{root}.{name}", {})
-        out[name] = sum(counts.values()) // 2
-    return out
+    return {name: sum(per_module.get(f"{root}.{name}", {}).values()) // 2 for name, _ in model.named_children()}
