@@ -77,8 +77,12 @@ def environment(device: torch.device, config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def _net_result(name: str, depth: int, residual: bool, model: torch.nn.Module, history: History, seconds: float) -> dict[str, Any]:
+def _net_result(
+    name: str, depth: int, residual: bool, model: torch.nn.Module, history: History, seconds: float, keep_best: bool
+) -> dict[str, Any]:
+    """One net's entry of a run record; ``final`` describes the returned model (best-val epoch with keep_best)."""
     best = (history.best_epoch or len(history.epoch)) - 1
+    final = best if keep_best else len(history.epoch) - 1
     return {
         "name": name,
         "depth": depth,
@@ -86,8 +90,8 @@ def _net_result(name: str, depth: int, residual: bool, model: torch.nn.Module, h
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": round(seconds, 1),
         "final": {
-            "train_error": history.train_error[-1],
-            "val_error": history.val_error[-1],
+            "train_error": history.train_error[final],
+            "val_error": history.val_error[final],
             "test_error": history.final_test_error,
             "best_val_error": history.val_error[best],
             "best_epoch": history.best_epoch,
@@ -147,7 +151,9 @@ def run_degradation(
         )
         net_started = time.perf_counter()
         history = train(model, splits, config, progress=progress, device=device, description=name)
-        record["nets"][name] = _net_result(name, depth, residual, model, history, time.perf_counter() - net_started)
+        record["nets"][name] = _net_result(
+            name, depth, residual, model, history, time.perf_counter() - net_started, config.keep_best
+        )
         if history.interrupted:
             record["notes"] += f" Interrupted during {name}."
             break
@@ -177,7 +183,9 @@ def run_fashion_full(
     model = cifar_resnet(20, in_channels=1)
     started = time.perf_counter()
     history = train(model, splits, config, progress=progress, device=device, description="ResNet-20")
-    record["nets"]["ResNet-20"] = _net_result("ResNet-20", 20, True, model, history, time.perf_counter() - started)
+    record["nets"]["ResNet-20"] = _net_result(
+        "ResNet-20", 20, True, model, history, time.perf_counter() - started, config.keep_best
+    )
     record["total_seconds"] = round(time.perf_counter() - started, 1)
     record["test_accuracy"] = None if history.final_test_error is None else 100.0 - history.final_test_error
     if save_as:
