@@ -217,7 +217,6 @@ def train(
     )
     steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    log_every = max(1, steps_per_epoch // 10)
     history = History()
     best_val, best_state = math.inf, None
     step = 0
@@ -228,10 +227,11 @@ def train(
             model.train()
             loss_sum = wrong = seen = 0.0
             window_wrong = window_seen = 0
-            for x, y in batches(
+            epoch_batches = batches(
                 splits.train, splits.mean, splits.std, batch_size=config.batch_size, shuffle=True,
                 augment=config.augment, generator=generator, device=device, memory_format=memory_format,
-            ):  # fmt: skip
+            )  # fmt: skip
+            for batch_index, (x, y) in enumerate(epoch_batches):
                 lr = learning_rate(config, step, total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -249,7 +249,7 @@ def train(
                 window_wrong += batch_wrong
                 window_seen += len(y)
                 step += 1
-                if step % log_every == 0 or step == epoch * steps_per_epoch:
+                if (batch_index + 1) * 10 // steps_per_epoch > batch_index * 10 // steps_per_epoch:  # a tenth of the epoch
                     history.step.append(step)
                     history.step_train_error.append(100.0 * window_wrong / window_seen)
                     window_wrong = window_seen = 0
