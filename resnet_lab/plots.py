@@ -31,15 +31,18 @@ def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: A
 
     ``record``: a degradation run record (``experiments.run_degradation`` / ``load_record``).
     per="iteration" uses the windows of iterations logged during training (finer), "epoch" one
-    point per epoch. Left panel plain nets, right panel ResNets, same y-axis, as in the paper.
+    point per epoch. Left panel plain nets, right panel ResNets, same y-axis, as in the paper
+    (one panel if the record has only one kind; with ``ax`` all curves share that axes).
     """
     nets = record["nets"]
+    kinds = [kind for kind in (False, True) if any(net["residual"] == kind for net in nets.values())]
     if ax is None:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4), sharey=True, squeeze=False)
+        axes = list(axes[0])
     else:
-        fig, axes = ax.figure, [ax, ax]
+        fig, axes = ax.figure, [ax] * len(kinds)
     xlabel = "epoch"
-    for panel, residual in zip(axes, (False, True)):
+    for panel, residual in zip(axes, kinds):
         for name, net in nets.items():
             if net["residual"] != residual:
                 continue
