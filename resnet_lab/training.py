@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from .data import ImageSet, Splits, batches
 from .runtime import fast_mode, pick_device, seed_everything
 
 SCHEDULES = ("onecycle", "step", "cosine", "constant")
+FAST_MAX_EPOCHS = 2  # in fast mode (RESNET_LAB_FAST=1) train() runs at most this many epochs
 
 
 @dataclass
@@ -197,13 +198,15 @@ def train(
     """Train ``model`` on ``splits.train`` (images (N, C, H, W)), evaluate on val (and test) each epoch.
 
     progress: a tqdm progress bar (None = on, except in fast mode, so notebook outputs stay
-    stable under nbval). checkpoint_path: saved atomically after every epoch. Returns a
+    stable under nbval). In fast mode (RESNET_LAB_FAST=1) at most ``FAST_MAX_EPOCHS`` epochs run. checkpoint_path: saved atomically after every epoch. Returns a
     ``History``; on KeyboardInterrupt returns the history of the complete epochs so far (the
     model keeps its weights). With ``keep_best`` the weights of the best validation epoch are
     restored at the end. The test set is evaluated every epoch (``test_every_epoch``) or once at
     the end on the returned model (``History.final_test_error``).
     """
     config = config or TrainConfig()
+    if fast_mode() and config.epochs > FAST_MAX_EPOCHS:
+        config = replace(config, epochs=FAST_MAX_EPOCHS)
     device = torch.device(device) if device is not None else pick_device()
     progress = (not fast_mode()) if progress is None else progress
     description = description or str(getattr(model, "description", type(model).__name__))

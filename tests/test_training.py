@@ -115,17 +115,18 @@ def test_test_set_touched_once_and_best_model_kept(tiny_splits, monkeypatch):
         return original(model, dataset, splits, **kwargs)
 
     monkeypatch.setattr(training, "evaluate", counting_evaluate)
-    config = tiny_config(epochs=3, test_every_epoch=False, keep_best=True)
+    config = tiny_config(epochs=2, test_every_epoch=False, keep_best=True)
     history = training.train(cifar_resnet(8, in_channels=1), tiny_splits, config, progress=False, device="cpu")
-    assert evaluated.count("test") == 1 and evaluated.count("val") == 3
-    assert history.test_error == [None, None, None]
+    assert evaluated.count("test") == 1 and evaluated.count("val") == 2
+    assert history.test_error == [None, None]
     assert history.final_test_error is not None
     assert history.best_epoch == 1 + history.val_error.index(min(history.val_error))
 
 
-def test_progress_bar_is_off_in_fast_mode(tiny_splits, monkeypatch, capsys):
+def test_fast_mode_caps_epochs_and_hides_the_progress_bar(tiny_splits, monkeypatch, capsys):
     monkeypatch.setenv("RESNET_LAB_FAST", "1")
-    training.train(cifar_resnet(8, in_channels=1), tiny_splits, tiny_config(epochs=1), device="cpu")
+    history = training.train(cifar_resnet(8, in_channels=1), tiny_splits, tiny_config(epochs=50), device="cpu")
+    assert len(history.epoch) == training.FAST_MAX_EPOCHS
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
