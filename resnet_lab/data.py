@@ -53,7 +53,7 @@ class DataError(RuntimeError):
     """A data file is missing, corrupt or of the wrong shape; the message says how to fix it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ImageSet:
     """Images (N, C, H, W) uint8 and labels (N,) int64, held in memory."""
 
@@ -74,7 +74,7 @@ class ImageSet:
         return ImageSet(self.images[indices], self.labels[indices])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Splits:
     """Train / validation / test sets of one dataset, with its normalization statistics.
 
@@ -108,11 +108,19 @@ class Splits:
 # Reading files
 
 
+def read_maybe_gzipped(path: Path) -> bytes:
+    """The bytes of ``path``, decompressed if it ends in .gz."""
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    with gzip.open(path) as handle:
+        return handle.read()
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an idx file (optionally .gz) of unsigned bytes: (N,) labels or (N, H, W) images."""
     path = Path(path)
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        raw = read_maybe_gzipped(path)
     except (OSError, EOFError) as err:
         raise DataError(f"cannot read idx file {path}: {err}") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
@@ -125,7 +133,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _find_idx(directory: Path, stem: str) -> Path | None:
+def find_idx(directory: Path, stem: str) -> Path | None:
+    """``directory/stem`` or ``directory/stem.gz``, whichever exists, else None."""
     for name in (stem, stem + ".gz"):
         if (directory / name).is_file():
             return directory / name
@@ -145,7 +154,7 @@ def fashion_mnist_candidate_dirs(root: str | Path | None = None) -> list[Path]:
 def find_full_fashion_mnist(root: str | Path | None = None) -> Path | None:
     """The first candidate directory holding all four idx files, or None."""
     for directory in fashion_mnist_candidate_dirs(root):
-        if all(_find_idx(directory, stem) for stem in IDX_FILES.values()):
+        if all(find_idx(directory, stem) for stem in IDX_FILES.values()):
             return directory
     return None
 
@@ -155,7 +164,7 @@ def read_fashion_mnist_dir(directory: str | Path) -> dict[str, np.ndarray]:
     directory = Path(directory)
     arrays = {}
     for key, stem in IDX_FILES.items():
-        path = _find_idx(directory, stem)
+        path = find_idx(directory, stem)
         if path is None:
             raise DataError(f"{directory} has no {stem}[.gz]")
         arrays[key] = read_idx(path)

@@ -34,8 +34,8 @@ SOURCE_SHA256 = {
 def verify_source(directory: Path) -> None:
     """Raise SystemExit if a source idx file's decompressed content is not the original."""
     for stem, expected in SOURCE_SHA256.items():
-        path = data._find_idx(directory, stem)
-        raw = data.gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        path = data.find_idx(directory, stem)
+        raw = data.read_maybe_gzipped(path)
         actual = hashlib.sha256(raw).hexdigest()
         if actual != expected:
             raise SystemExit(f"{path}: sha256 {actual} is not the original Fashion-MNIST's {expected}")
