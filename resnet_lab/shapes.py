@@ -73,12 +73,14 @@ def _describe(module: nn.Module) -> str:
 
 
 def feature_map_table(
-    model: nn.Module, input_size: tuple[int, ...], blocks: bool = False, device: str | torch.device = "cpu"
+    model: nn.Module, input_size: tuple[int, ...], blocks: bool = False
 ) -> list[FeatureMapRow]:
     """Run one zero batch through ``model`` and record each layer's output shape with forward hooks.
 
-    ``input_size`` is (N, C, H, W); shapes in the table drop the batch dimension.
+    ``input_size`` is (N, C, H, W); shapes in the table drop the batch dimension. The batch is
+    made on the model's device.
     """
+    device = next(model.parameters()).device
     measured: dict[str, tuple[int, ...]] = {}
     handles = []
     layers = _table_modules(model, blocks)
