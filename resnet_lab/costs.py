@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -19,13 +20,18 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 def _flop_counter(model: nn.Module, input_size: tuple[int, ...]) -> FlopCounterMode:
-    """Run one zero batch of ``input_size`` through ``model`` in eval mode under a FLOP counter."""
-    device = next(model.parameters()).device
+    """Count one forward pass of a zero batch of ``input_size`` in eval mode.
+
+    The pass runs on the ``meta`` device (shapes only, no arithmetic) with the model's
+    parameters and buffers swapped for meta copies, so counting ResNet-152 takes a blink
+    and the model itself is not touched.
+    """
+    meta_state = {name: t.to("meta") for name, t in (*model.named_parameters(), *model.named_buffers())}
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(input_size, device=device))
+            functional_call(model, meta_state, (torch.zeros(input_size, device="meta"),))
     finally:
         model.train(was_training)
     return counter
