@@ -1,0 +1,115 @@
+"""Run records: the committed records show the paper's findings; schema; the fast experiment and plots."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from resnet_lab import data, experiments, plots  # noqa: E402
+from resnet_lab.training import TrainConfig  # noqa: E402
+
+NET_NAMES = ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
+HISTORY_KEYS = {"epoch", "train_loss", "train_error", "val_error", "test_error", "lr", "seconds", "step", "step_train_error"}
+
+
+def check_schema(record: dict, nets: list[str]) -> None:
+    assert record["schema"] == experiments.SCHEMA
+    for key in ("experiment", "mode", "created", "dataset", "seed", "config", "environment", "nets", "total_seconds", "notes"):
+        assert key in record, key
+    for key in ("torch", "torchvision", "device", "device_name", "torch_threads", "precision"):
+        assert record["environment"][key] not in (None, ""), key
+    assert {"name", "train", "val", "test"} <= set(record["dataset"])
+    assert list(record["nets"]) == nets
+    epochs = record["config"]["epochs"]
+    for name, net in record["nets"].items():
+        assert net["name"] == name and net["seconds"] > 0 and net["parameters"] > 0
+        assert HISTORY_KEYS <= set(net["history"])
+        assert len(net["history"]["train_error"]) == epochs and not net["history"]["interrupted"]
+        assert {"train_error", "val_error", "test_error"} <= set(net["final"])
+        assert all(0 <= e <= 100 for e in net["history"]["train_error"])
+
+
+@pytest.fixture(scope="module")
+def degradation() -> dict:
+    return experiments.load_record("degradation")
+
+
+def test_committed_degradation_record_schema(degradation):
+    check_schema(degradation, NET_NAMES)
+    assert degradation["experiment"] == "degradation" and degradation["mode"] == "full"
+    assert degradation["dataset"]["name"] == "fashion-mnist-subset" and degradation["dataset"]["train"] == 9000
+    assert degradation["config"]["batch_size"] == 128 and degradation["config"]["momentum"] == 0.9
+    assert degradation["config"]["weight_decay"] == 1e-4 and degradation["config"]["lr"] == 0.1
+    assert [degradation["nets"][n]["residual"] for n in NET_NAMES] == [False, False, True, True]
+
+
+def test_committed_record_shows_degradation_of_plain_nets(degradation):
+    plain20 = degradation["nets"]["plain-20"]["history"]["train_error"]
+    plain56 = degradation["nets"]["plain-56"]["history"]["train_error"]
+    above = sum(b > a for a, b in zip(plain20, plain56))
+    assert above > len(plain20) / 2, "plain-56 above plain-20 for most of the run"
+    assert plain56[-1] > plain20[-1], "and at the end"
+
+
+def test_committed_record_shows_residuals_remove_most_of_the_penalty(degradation):
+    final = {name: net["final"]["train_error"] for name, net in degradation["nets"].items()}
+    plain_gap = final["plain-56"] - final["plain-20"]
+    resnet_gap = final["ResNet-56"] - final["ResNet-20"]
+    assert resnet_gap <= plain_gap / 3
+    assert final["ResNet-56"] < final["plain-56"]
+    findings = experiments.degradation_findings(degradation)
+    assert findings["degradation"] and findings["residual_removes_most_of_gap"] and findings["resnet56_below_plain56"]
+    assert findings == degradation["findings"]
+
+
+def test_committed_fashion_full_record():
+    record = experiments.load_record("fashion-full-resnet20")
+    check_schema(record, ["ResNet-20"])
+    assert record["dataset"]["name"] == "fashion-mnist"
+    assert (record["dataset"]["train"], record["dataset"]["val"], record["dataset"]["test"]) == (55000, 5000, 10000)
+    assert record["config"]["keep_best"] and not record["config"]["test_every_epoch"]
+    net = record["nets"]["ResNet-20"]
+    assert net["history"]["test_error"] == [None] * record["config"]["epochs"]  # test set touched once, at the end
+    assert record["test_accuracy"] == pytest.approx(100 - net["final"]["test_error"])
+
+
+def test_load_record_explains_a_missing_name():
+    with pytest.raises(FileNotFoundError, match="available"):
+        experiments.load_record("no-such-run")
+
+
+def test_fast_degradation_cli_writes_a_record_and_plots(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path)
+    for split, size in (("train", 128), ("val", 64), ("test", 64)):
+        monkeypatch.setitem(data.FAST_SIZES, split, size)  # smaller still than fast mode: just the plumbing
+    threads = torch.get_num_threads()
+    try:
+        experiments.main(["degradation", "--fast", "--epochs", "1", "--no-progress", "--threads", "1", "--save-as", "mini"])
+    finally:
+        torch.set_num_threads(threads)
+    assert "record written" in capsys.readouterr().out
+    record = experiments.load_record("mini")
+    check_schema(record, NET_NAMES)
+    assert record["mode"] == "fast" and record["dataset"]["train"] == 128
+    assert set(record["findings"]) >= {"plain_gap", "resnet_gap", "degradation"}
+
+    fig = plots.plot_degradation(record)
+    left, right = fig.axes
+    assert left.get_ylabel() == "training error (%)" and "iteration" in left.get_xlabel()
+    assert {line.get_linestyle() for line in left.get_lines()} == {"--"}
+    assert {line.get_linestyle() for line in right.get_lines()} == {"-"}
+    assert len(left.get_legend().get_texts()) == 2 and fig._suptitle.get_text()
+    plt.close(fig)
+    fig = plots.plot_history(record["nets"]["ResNet-20"]["history"], title="ResNet-20")
+    assert fig.axes[0].get_title() == "ResNet-20" and fig.axes[0].get_legend() is not None
+    plt.close(fig)
+
+
+def test_fast_mode_recipe_is_small():
+    assert experiments.degradation_config(fast=True).epochs <= 2
+    assert experiments.degradation_config(fast=False) == TrainConfig(epochs=10, schedule="onecycle")
