@@ -151,6 +151,7 @@ def use_channels_last(config: TrainConfig, device: torch.device, bf16: bool) -> 
 
 
 def autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    """Autocast to bfloat16 on ``device`` when ``bf16``, else a no-op context."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
@@ -198,8 +199,8 @@ def train(
     """Train ``model`` on ``splits.train`` (images (N, C, H, W)), evaluate on val (and test) each epoch.
 
     progress: a tqdm progress bar (None = on, except in fast mode, so notebook outputs stay
-    stable under nbval). In fast mode (RESNET_LAB_FAST=1) at most ``FAST_MAX_EPOCHS`` epochs run. checkpoint_path: saved atomically after every epoch. Returns a
-    ``History``; on KeyboardInterrupt returns the history of the complete epochs so far (the
+    stable under nbval). In fast mode (RESNET_LAB_FAST=1) at most ``FAST_MAX_EPOCHS`` epochs
+    run. checkpoint_path: saved atomically after every epoch. Returns a ``History``; on KeyboardInterrupt returns the history of the complete epochs so far (the
     model keeps its weights). With ``keep_best`` the weights of the best validation epoch are
     restored at the end. The test set is evaluated every epoch (``test_every_epoch``) or once at
     the end on the returned model (``History.final_test_error``).
