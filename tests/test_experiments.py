@@ -113,3 +113,12 @@ def test_fast_degradation_cli_writes_a_record_and_plots(tmp_path, monkeypatch, c
 def test_fast_mode_recipe_is_small():
     assert experiments.degradation_config(fast=True).epochs <= 2
     assert experiments.degradation_config(fast=False) == TrainConfig(epochs=10, schedule="onecycle")
+
+
+def test_committed_longer_record_reaches_the_papers_full_claim():
+    record = experiments.load_record("degradation-long")
+    check_schema(record, ["ResNet-20", "ResNet-56"])
+    assert record["mode"] == "full" and record["config"]["epochs"] == 20
+    final = {name: net["final"]["train_error"] for name, net in record["nets"].items()}
+    assert final["ResNet-56"] <= final["ResNet-20"]
+    assert record["findings"]["resnet56_at_or_below_resnet20"]
