@@ -127,6 +127,8 @@ def main() -> None:
         speeds = [run(splits) for _ in range(args.repeats)]
         results[name] = statistics.median(speeds)
         print(f"{name:<58} {results[name]:7.0f} images/s  (runs: {', '.join(f'{v:.0f}' for v in speeds)})", flush=True)
+    if not results:
+        return
     naive = next(iter(results.values()))
     print("\nspeed-up over the naive loop:")
     for name, speed in results.items():
