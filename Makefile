@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Jupyter refuses to run as root unless told; classroom machines and containers often are root.
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test run student-copies benchmark clean-venv
 
@@ -20,7 +22,7 @@ setup: $(STAMP)
 
 ## Open the course in JupyterLab.
 lab: setup
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_start_here.ipynb
 
 ## Unit tests, then every notebook executed by nbval in fast mode (RESNET_LAB_FAST=1).
 test: setup
