@@ -200,17 +200,38 @@ def train(
 
     progress: a tqdm progress bar (None = on, except in fast mode, so notebook outputs stay
     stable under nbval). In fast mode (RESNET_LAB_FAST=1) at most ``FAST_MAX_EPOCHS`` epochs
-    run. checkpoint_path: saved atomically after every epoch. Returns a ``History``; on KeyboardInterrupt returns the history of the complete epochs so far (the
+    run, on one CPU thread. checkpoint_path: saved atomically after every epoch. Returns a ``History``; on KeyboardInterrupt returns the history of the complete epochs so far (the
     model keeps its weights). With ``keep_best`` the weights of the best validation epoch are
     restored at the end. The test set is evaluated every epoch (``test_every_epoch``) or once at
     the end on the returned model (``History.final_test_error``).
     """
     config = config or TrainConfig()
-    if fast_mode() and config.epochs > FAST_MAX_EPOCHS:
-        config = replace(config, epochs=FAST_MAX_EPOCHS)
     device = torch.device(device) if device is not None else pick_device()
     progress = (not fast_mode()) if progress is None else progress
     description = description or str(getattr(model, "description", type(model).__name__))
+    if not fast_mode():
+        return _train(model, splits, config, progress, device, checkpoint_path, description)
+    # Fast mode (CI, notebooks under nbval): few epochs, and one CPU thread -- tiny batches gain
+    # little from a second thread, and one thread stays fast when other jobs share the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(model, splits, replace(config, epochs=min(config.epochs, FAST_MAX_EPOCHS)), progress, device,
+                      checkpoint_path, description)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    model: nn.Module,
+    splits: Splits,
+    config: TrainConfig,
+    progress: bool,
+    device: torch.device,
+    checkpoint_path: str | Path | None,
+    description: str,
+) -> History:
+    """The training loop itself (see ``train``)."""
     generator = seed_everything(config.seed)
     bf16 = use_bf16(config, device)
     memory_format = torch.channels_last if use_channels_last(config, device, bf16) else torch.contiguous_format

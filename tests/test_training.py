@@ -125,8 +125,11 @@ def test_test_set_touched_once_and_best_model_kept(tiny_splits, monkeypatch):
 
 def test_fast_mode_caps_epochs_and_hides_the_progress_bar(tiny_splits, monkeypatch, capsys):
     monkeypatch.setenv("RESNET_LAB_FAST", "1")
+    torch.set_num_threads(2)
     history = training.train(cifar_resnet(8, in_channels=1), tiny_splits, tiny_config(epochs=50), device="cpu")
     assert len(history.epoch) == training.FAST_MAX_EPOCHS
+    assert torch.get_num_threads() == 2  # one thread during fast-mode training, restored after
+    torch.set_num_threads(1)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
