@@ -26,7 +26,7 @@ import torchvision
 
 from . import data
 from .models import cifar_resnet
-from .runtime import fast_mode, pick_device, seed_everything
+from .runtime import FAST_ENV, fast_mode, pick_device, seed_everything
 from .training import History, TrainConfig, train, use_bf16, use_channels_last
 
 RUNS_DIR = data.DATA_DIR / "runs"
@@ -275,7 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    fast = args.fast or fast_mode()
+    if args.fast:
+        os.environ[FAST_ENV] = "1"  # the same fast mode as the test suite's, for every part of the run
+    fast = fast_mode()
     base = degradation_config(fast) if args.experiment == "degradation" else fashion_full_config(fast)
     overrides = {"seed": args.seed}
     if args.epochs:
