@@ -32,6 +32,10 @@ from .shapes import (
 )
 from .stages import BlockInfo, format_block_table, make_stage
 
+# Submodules used as namespaces: resnet_lab.checks.basic_block(...), resnet_lab.training.train(...).
+# (plots and experiments import matplotlib, so they load only when asked for.)
+from . import checkpoints, checks, data, training  # noqa: E402
+
 __all__ = [
     "__version__",
     "BasicBlock",
@@ -67,4 +71,8 @@ __all__ = [
     "fast_mode",
     "pick_device",
     "seed_everything",
+    "checkpoints",
+    "checks",
+    "data",
+    "training",
 ]
