@@ -311,13 +311,7 @@ def load_fashion_mnist(
     root = Path(root) if root is not None else DATA_DIR
     if kind == "subset":
         path = root / SUBSET_FILE
-        arrays = read_subset_file(path)
-        train = _imageset(arrays["train_images"], arrays["train_labels"])
-        test = _imageset(arrays["test_images"], arrays["test_labels"])
-        return make_splits(
-            train, test, val_size=val_size or 1000, classes=FASHION_MNIST_CLASSES,
-            name="fashion-mnist-subset", source=str(path), seed=seed, fast=fast,
-        )  # fmt: skip
+        return _fashion_splits(read_subset_file(path), val_size or 1000, "fashion-mnist-subset", path, seed, fast)
     if kind != "full":
         raise ValueError(f"kind must be 'subset' (shipped) or 'full' (60k/10k); got {kind!r}")
     directory = find_full_fashion_mnist(root)
@@ -335,13 +329,18 @@ def load_fashion_mnist(
             f"them with load_fashion_mnist('full', download=True) or {DOWNLOAD_ENV}=1. "
             f"The shipped subset needs none of this: load_fashion_mnist('subset')."
         )
-    arrays = read_fashion_mnist_dir(directory)
+    return _fashion_splits(read_fashion_mnist_dir(directory), val_size or 5000, "fashion-mnist", directory, seed, fast)
+
+
+def _fashion_splits(
+    arrays: dict[str, np.ndarray], val_size: int, name: str, source: Path, seed: int, fast: bool | None
+) -> Splits:
+    """Train/val/test splits from Fashion-MNIST arrays (train_images/labels, test_images/labels)."""
     train = _imageset(arrays["train_images"], arrays["train_labels"])
     test = _imageset(arrays["test_images"], arrays["test_labels"])
     return make_splits(
-        train, test, val_size=val_size or 5000, classes=FASHION_MNIST_CLASSES,
-        name="fashion-mnist", source=str(directory), seed=seed, fast=fast,
-    )  # fmt: skip
+        train, test, val_size=val_size, classes=FASHION_MNIST_CLASSES, name=name, source=str(source), seed=seed, fast=fast
+    )
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
