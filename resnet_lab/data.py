@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import pickle
 import zipfile
@@ -413,6 +414,53 @@ def random_crop_flip(images: torch.Tensor, pad: int = 4, generator: torch.Genera
     return cropped.permute(0, 3, 1, 2).contiguous()
 
 
+def random_erase(
+    images: torch.Tensor,
+    p: float = 0.5,
+    *,
+    area: tuple[float, float] = (0.02, 0.4),
+    aspect: tuple[float, float] = (0.3, 1 / 0.3),
+    generator: torch.Generator | None = None,
+    tries: int = 10,
+) -> torch.Tensor:
+    """Random erasing (Zhong et al., 2017): with probability ``p`` per image, fill one rectangle with noise.
+
+    (B, C, H, W) -> (B, C, H, W), same dtype. The rectangle covers a fraction of the image drawn
+    uniformly from ``area``, with height/width ratio drawn log-uniformly from ``aspect``; a draw that
+    does not fit is redrawn up to ``tries`` times, then that image is left as it is. The noise is
+    uniform over 0..255 for uint8 images and over [0, 1) for float images. Done on the whole batch
+    at once with masks (no per-image Python loop).
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"random erasing probability must be in [0, 1]; got {p}")
+    b, c, h, w = images.shape
+    erase = torch.rand(b, generator=generator) < p
+    height = torch.zeros(b, dtype=torch.long)
+    width = torch.zeros(b, dtype=torch.long)
+    pending = erase.clone()
+    for _ in range(tries):
+        target = h * w * torch.empty(b).uniform_(*area, generator=generator)
+        ratio = torch.exp(torch.empty(b).uniform_(math.log(aspect[0]), math.log(aspect[1]), generator=generator))
+        rect_h = torch.sqrt(target * ratio).round().long()
+        rect_w = torch.sqrt(target / ratio).round().long()
+        fits = pending & (rect_h >= 1) & (rect_w >= 1) & (rect_h <= h) & (rect_w <= w)
+        height, width = torch.where(fits, rect_h, height), torch.where(fits, rect_w, width)
+        pending &= ~fits
+    erase &= ~pending  # images whose draws never fitted stay as they are
+    top = (torch.rand(b, generator=generator) * (h - height + 1)).long()
+    left = (torch.rand(b, generator=generator) * (w - width + 1)).long()
+    rows = torch.arange(h)[None, :]  # (1, H)
+    cols = torch.arange(w)[None, :]  # (1, W)
+    in_rows = (rows >= top[:, None]) & (rows < (top + height)[:, None])  # (B, H)
+    in_cols = (cols >= left[:, None]) & (cols < (left + width)[:, None])  # (B, W)
+    mask = (erase[:, None, None] & in_rows[:, :, None] & in_cols[:, None, :])[:, None]  # (B, 1, H, W)
+    if images.dtype == torch.uint8:
+        noise = torch.randint(0, 256, images.shape, generator=generator, dtype=torch.uint8)
+    else:
+        noise = torch.rand(images.shape, generator=generator).to(images.dtype)
+    return torch.where(mask.to(images.device), noise.to(images.device), images)
+
+
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (B, C, H, W) -> float32 (B, C, H, W): scale to [0, 1], subtract mean, divide by std."""
     mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
@@ -428,13 +476,15 @@ def batches(
     batch_size: int = 128,
     shuffle: bool = False,
     augment: bool = False,
+    random_erasing: float = 0.0,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (images float32 (B, C, H, W) normalized, labels int64 (B,)) on ``device``.
 
-    shuffle: a new random order each call (from ``generator``); augment: ``random_crop_flip``.
+    shuffle: a new random order each call (from ``generator``); augment: ``random_crop_flip``, then
+    ``random_erase`` with probability ``random_erasing`` (0 = off).
     The last batch may be smaller.
     """
     n = len(dataset)
@@ -444,5 +494,7 @@ def batches(
         images = dataset.images[index]
         if augment:
             images = random_crop_flip(images, generator=generator)
+            if random_erasing > 0:
+                images = random_erase(images, random_erasing, generator=generator)
         x = normalize(images.to(device, non_blocking=True), mean, std).contiguous(memory_format=memory_format)
         yield x, dataset.labels[index].to(device, non_blocking=True)

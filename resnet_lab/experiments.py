@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--schedule", choices=("onecycle", "step", "cosine", "constant"))
     parser.add_argument("--warmup-epochs", type=float)
+    parser.add_argument("--random-erasing", type=float, help="probability of random erasing per training image (0 = off)")
     parser.add_argument("--zero-init-residual", action="store_true", help="degradation: residual nets start as identity")
     parser.add_argument("--nets", nargs="+", help="degradation: which of plain-20 plain-56 ResNet-20 ResNet-56 (default all)")
     parser.add_argument("--seed", type=int, default=0)
@@ -286,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides["schedule"] = args.schedule
     if args.warmup_epochs is not None:
         overrides["warmup_epochs"] = args.warmup_epochs
+    if args.random_erasing is not None:
+        overrides["random_erasing"] = args.random_erasing
     config = replace(base, **overrides)
     default_name = "degradation" if args.experiment == "degradation" else "fashion-full-resnet20"
     save_as = args.save_as or (default_name + ("-fast" if fast else ""))

@@ -43,6 +43,9 @@ class TrainConfig:
     "step", "cosine" and "constant" also take ``warmup_epochs`` (the paper warms ResNet-110 up
     at lr 0.01). precision: "bf16" (autocast, conv/linear in bfloat16), "fp32" or "auto" (bf16
     where the hardware does it natively). channels_last: None = where it is faster.
+    augment: pad-4 random crops and horizontal flips; random_erasing: with ``augment``, the
+    probability that a training image also gets a random rectangle erased (0 = off; Zhong et
+    al. 2017 use 0.5).
     """
 
     epochs: int = 10
@@ -53,6 +56,7 @@ class TrainConfig:
     schedule: str = "onecycle"
     warmup_epochs: float | None = None
     augment: bool = True
+    random_erasing: float = 0.0
     precision: str = "auto"
     channels_last: bool | None = None
     test_every_epoch: bool = True
@@ -64,6 +68,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32'; got {self.precision!r}")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ValueError(f"random_erasing is a probability in [0, 1]; got {self.random_erasing}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1; got {self.epochs}")
 
@@ -254,7 +260,7 @@ def _train(
             window_wrong = window_seen = 0
             epoch_batches = batches(
                 splits.train, splits.mean, splits.std, batch_size=config.batch_size, shuffle=True,
-                augment=config.augment, generator=generator, device=device, memory_format=memory_format,
+                augment=config.augment, random_erasing=config.random_erasing, generator=generator, device=device, memory_format=memory_format,
             )  # fmt: skip
             for batch_index, (x, y) in enumerate(epoch_batches):
                 lr = learning_rate(config, step, total_steps)

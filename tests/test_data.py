@@ -211,6 +211,57 @@ def test_random_crop_flip_is_a_shifted_or_mirrored_crop():
     assert not torch.equal(out, images)  # something moved
 
 
+
+def erased_masks(out: torch.Tensor, background: float) -> torch.Tensor:
+    """(B, C, H, W) images that were all ``background`` -> bool (B, H, W): where noise was written."""
+    return (out != background).any(dim=1)
+
+
+def test_random_erase_writes_one_rectangle_of_the_drawn_size():
+    images = torch.full((400, 2, 28, 28), -1.0)  # float noise is in [0, 1), so erased pixels are != -1
+    out = data.random_erase(images, p=1.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    masks = erased_masks(out, -1.0)
+    erased = 0
+    for mask in masks:
+        if not mask.any():
+            continue  # ten draws that did not fit: left as it is (rare)
+        erased += 1
+        rows, cols = mask.any(dim=1).nonzero().flatten(), mask.any(dim=0).nonzero().flatten()
+        top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        assert mask[top:bottom, left:right].all() and mask.sum() == (bottom - top) * (right - left)  # a solid rectangle
+        area = mask.sum().item() / (28 * 28)
+        assert 0.015 <= area <= 0.45  # 2% to 40% of the image, up to rounding of the sides
+        aspect = (bottom - top).item() / (right - left).item()
+        assert 0.2 <= aspect <= 5.0
+    assert erased >= 390
+    assert torch.equal(out[:, 0] != -1, out[:, 1] != -1)  # every channel of the rectangle
+
+
+def test_random_erase_probability_deterministic_and_uint8():
+    images = torch.zeros(2000, 1, 28, 28, dtype=torch.uint8)
+    out = data.random_erase(images, p=0.5, generator=torch.Generator().manual_seed(1))
+    again = data.random_erase(images, p=0.5, generator=torch.Generator().manual_seed(1))
+    assert out.dtype == torch.uint8 and torch.equal(out, again)
+    share = erased_masks(out, 0).flatten(1).any(dim=1).float().mean().item()
+    assert 0.45 <= share <= 0.55
+    assert torch.equal(data.random_erase(images, p=0.0), images)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        data.random_erase(images, p=1.5)
+
+
+def test_batches_apply_random_erasing_only_when_augmenting():
+    splits = data.load_fashion_mnist("subset", fast=True)
+    subset = splits.train.select(torch.arange(256))
+    plain = [x for x, _ in data.batches(subset, splits.mean, splits.std, augment=True, generator=torch.Generator().manual_seed(0))]
+    erased = [x for x, _ in data.batches(subset, splits.mean, splits.std, augment=True, random_erasing=1.0,
+                                         generator=torch.Generator().manual_seed(0))]  # fmt: skip
+    assert [x.shape for x in plain] == [x.shape for x in erased]
+    assert not torch.equal(torch.cat(plain), torch.cat(erased))
+    clean = [x for x, _ in data.batches(subset, splits.mean, splits.std, random_erasing=1.0)]
+    reference = [x for x, _ in data.batches(subset, splits.mean, splits.std)]
+    assert torch.equal(torch.cat(clean), torch.cat(reference))  # evaluation batches are never erased
+
 def test_batches_cover_every_image_once_normalized():
     splits = data.load_fashion_mnist("subset", fast=True)
     seen = []

@@ -55,6 +55,8 @@ def test_bad_config_is_refused():
         training.TrainConfig(schedule="exponential")
     with pytest.raises(ValueError, match="precision"):
         training.TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="random_erasing"):
+        training.TrainConfig(random_erasing=1.5)
 
 
 def test_train_returns_a_full_history_and_is_repeatable(tiny_splits):
