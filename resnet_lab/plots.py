@@ -8,6 +8,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .training import History
 
@@ -32,7 +33,8 @@ def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: A
     ``record``: a degradation run record (``experiments.run_degradation`` / ``load_record``).
     per="iteration" uses the windows of iterations logged during training (finer), "epoch" one
     point per epoch. Left panel plain nets, right panel ResNets, same y-axis, as in the paper
-    (one panel if the record has only one kind; with ``ax`` all curves share that axes).
+    (one panel if the record has only one kind). With ``ax`` all curves share that axes, which gets
+    a title of its own; the figure is left without a suptitle, so it can hold other panels.
     """
     nets = record["nets"]
     kinds = [kind for kind in (False, True) if any(net["residual"] == kind for net in nets.values())]
@@ -53,17 +55,22 @@ def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: A
             )  # fmt: skip
         panel.set_title("residual nets (solid)" if residual else "plain nets (dashed)")
         panel.set_xlabel(xlabel)
+        if xlabel == "epoch":
+            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
         panel.grid(alpha=0.3)
         panel.legend()
     axes[0].set_ylabel("training error (%)")
     dataset = record.get("dataset", {}).get("name", "")
-    fig.suptitle(f"Training error, plain (dashed) vs residual (solid) nets, as in He et al. Fig. 6 ({dataset}, {record.get('mode', '')} mode)")
+    if ax is None:
+        fig.suptitle(f"Training error, plain (dashed) vs residual (solid) nets, as in He et al. Fig. 6 ({dataset}, {record.get('mode', '')} mode)")
+    else:
+        ax.set_title(f"Training error, plain (dashed) vs residual (solid) nets ({dataset})")
     fig.tight_layout()
     return fig
 
 
 def plot_history(history: History | Mapping[str, Any], *, title: str = "Learning curves", ax: Axes | None = None) -> Figure:
-    """Training, validation and (where measured) test error in percent per epoch of one run."""
+    """Training, validation and (where measured) test error in percent per epoch of one run (whole-epoch ticks)."""
     values = _as_dict(history)
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -76,6 +83,7 @@ def plot_history(history: History | Mapping[str, Any], *, title: str = "Learning
     if tested:
         ax.plot(*zip(*tested), "-", marker="s", label="test error")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("error (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -76,6 +76,24 @@ def test_committed_fashion_full_record():
     net = record["nets"]["ResNet-20"]
     assert net["history"]["test_error"] == [None] * record["config"]["epochs"]  # test set touched once, at the end
     assert record["test_accuracy"] == pytest.approx(100 - net["final"]["test_error"])
+    assert record["mode"] == "full" and record["environment"]["cpu_count"] == 2 and record["environment"]["device"] == "cpu"
+    assert record["total_seconds"] <= 30 * 60  # the budget: 30 minutes on 2 CPU cores
+    assert record["test_accuracy"] >= 94.0  # the target
+    assert net["final"]["best_val_error"] == min(net["history"]["val_error"])
+    # the documented command reproduces this recipe
+    assert TrainConfig(**record["config"]) == experiments.fashion_full_config(fast=False)
+
+
+def test_fashion_full_record_was_chosen_on_validation_among_the_candidates():
+    chosen = experiments.load_record("fashion-full-resnet20")
+    other = experiments.load_record("fashion-full-resnet20-candidate-erasing")
+    check_schema(other, ["ResNet-20"])
+    assert other["config"]["random_erasing"] == 0.5 and chosen["config"]["random_erasing"] == 0.0
+    assert {k: v for k, v in other["config"].items() if k != "random_erasing"} == {
+        k: v for k, v in chosen["config"].items() if k != "random_erasing"
+    }  # the same recipe otherwise
+    assert chosen["nets"]["ResNet-20"]["final"]["best_val_error"] < other["nets"]["ResNet-20"]["final"]["best_val_error"]
+    assert other["total_seconds"] <= 30 * 60
 
 
 def test_load_record_explains_a_missing_name():
@@ -105,9 +123,17 @@ def test_fast_degradation_cli_writes_a_record_and_plots(tmp_path, monkeypatch, c
     assert {line.get_linestyle() for line in right.get_lines()} == {"-"}
     assert len(left.get_legend().get_texts()) == 2 and fig._suptitle.get_text()
     plt.close(fig)
+    fig, ax = plt.subplots()
+    assert plots.plot_degradation(record, per="epoch", ax=ax) is fig
+    assert fig._suptitle is None and "plain (dashed)" in ax.get_title()  # one axes: its own title, no suptitle
+    assert len(ax.get_lines()) == 4
+    plt.close(fig)
     fig = plots.plot_history(record["nets"]["ResNet-20"]["history"], title="ResNet-20")
     assert fig.axes[0].get_title() == "ResNet-20" and fig.axes[0].get_legend() is not None
+    assert fig.axes[0].xaxis.get_major_locator()._integer  # whole epochs on the x axis
     plt.close(fig)
+    text = experiments.format_record(record)
+    assert "(from" not in text and str(data.DATA_DIR) not in text  # no path of the recording machine
 
 
 def test_fast_mode_recipe_is_small():
