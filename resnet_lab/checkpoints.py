@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .costs import count_parameters
 from .models import state_dict_mismatch
 
 FORMAT = "resnet_lab.checkpoint/1"
@@ -31,7 +32,7 @@ def architecture_of(model: nn.Module) -> dict[str, Any]:
     return {
         "class": type(model).__name__,
         "description": str(getattr(model, "description", type(model).__name__)),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "num_parameters": count_parameters(model),
     }
 
 

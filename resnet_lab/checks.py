@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .blocks import BasicBlock, Bottleneck, ZeroPadShortcut
+from .costs import count_parameters
 from .models import IMAGENET_CONFIGS, cifar_resnet, resnet
 from .shapes import conv_output_size as _reference_conv_output_size
 from .stages import make_stage
@@ -329,8 +330,7 @@ def _parameter_problem(student: nn.Module, reference: nn.Module, limit: int = 4)
     """None when both have the same layers (up to order); else which layers differ, expected vs got."""
     ref_units, stu_units = _units(reference), _units(student)
     _, missing, extra = _greedy_match(ref_units, stu_units)
-    total_r = sum(p.numel() for p in reference.parameters())
-    total_s = sum(p.numel() for p in student.parameters())
+    total_r, total_s = count_parameters(reference), count_parameters(student)
     if not missing and not extra and total_r == total_s:
         return None
     lines = [f"parameter count: expected {total_r:,}, got {total_s:,}"]
@@ -756,8 +756,9 @@ def conv_output_size(fn: Callable[[int, int, int, int], int]) -> None:
     """Check ``fn(n, kernel, stride, padding) -> int`` against the conv/pool output-size formula."""
     checker = "conv_output_size"
     results = {}
+    call_texts = {(n, k, s, p): f"conv_output_size(n={n}, kernel={k}, stride={s}, padding={p})" for n, k, s, p, _ in _CONV_CASES}
     for n, k, s, p, what in _CONV_CASES:
-        call_text = f"conv_output_size(n={n}, kernel={k}, stride={s}, padding={p})"
+        call_text = call_texts[(n, k, s, p)]
         got = _call(checker, checker, call_text, fn, n, k, s, p)
         expected = _reference_conv_output_size(n, k, s, p)
         if isinstance(got, bool) or not isinstance(got, numbers.Integral):
@@ -769,9 +770,8 @@ def conv_output_size(fn: Callable[[int, int, int, int], int]) -> None:
     for n, k, s, p, what in _CONV_CASES:
         got, expected = results[(n, k, s, p)], _reference_conv_output_size(n, k, s, p)
         if got != expected:
-            call_text = f"conv_output_size(n={n}, kernel={k}, stride={s}, padding={p})"
             hints = [hint for formula, hint in _WRONG_FORMULAS if all(results[c] == formula(*c) for c in results)]
-            raise _fail(checker, f"{call_text} ({what}) returned {got}, expected {expected}",
+            raise _fail(checker, f"{call_texts[(n, k, s, p)]} ({what}) returned {got}, expected {expected}",
                         hints[:1] or ["M = floor((n + 2p - k) / s) + 1"])
     print(f"✓ conv_output_size: {len(_CONV_CASES)} cases match floor((n + 2p - k) / s) + 1 "
           "(incl. the 7x7/2 stem and 1x1 convs)")
@@ -922,8 +922,7 @@ def cifar_net(fn: Callable[..., nn.Module]) -> None:
             reference = cifar_resnet(depth, in_channels, num_classes)
             torch.manual_seed(SEED)
             student = _build(checker, where, text, fn, depth, in_channels, num_classes)
-            expected = sum(p.numel() for p in reference.parameters())
-            got = sum(p.numel() for p in student.parameters())
+            expected, got = count_parameters(reference), count_parameters(student)
 
             def static(student: nn.Module = student, size: int = size or 32) -> list[str]:
                 hints = _stem_hints(student, size)
@@ -1063,7 +1062,7 @@ def imagenet_resnet(fn: Callable[..., nn.Module], depth: int = 50) -> None:
             if tuple(out.shape) != (1, 1000):
                 raise _fail(where, f"output shape for a {size}x{size} input: expected (1, 1000), got "
                                    f"{_fmt_shape(out.shape)}", [any_size])
-    total = sum(p.numel() for p in reference.parameters())
+    total = count_parameters(reference)
     sizes = " and ".join(f"{s}x{s}" for s in ACCEPT_SIZES)
     print(f"✓ imagenet_resnet: ResNet-{depth} matches resnet_lab.resnet{depth} (blocks per stage {list(layers)}, "
           f"{total:,} parameters, outputs at 224x224 and 64x64; also accepts {sizes})")

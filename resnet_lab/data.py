@@ -160,6 +160,20 @@ def find_full_fashion_mnist(root: str | Path | None = None) -> Path | None:
     return None
 
 
+def download_fashion_mnist(root: str | Path | None = None) -> Path | None:
+    """Fetch the four idx files with torchvision into ``root/FashionMNIST/raw`` (needs internet).
+
+    Only called when asked for (``download=True``, ``RESNET_LAB_DOWNLOAD=1`` or the build script's
+    ``--download``). Returns ``find_full_fashion_mnist(root)``.
+    """
+    from torchvision.datasets import FashionMNIST
+
+    root = Path(root) if root is not None else DATA_DIR
+    for train in (True, False):
+        FashionMNIST(str(root), train=train, download=True)
+    return find_full_fashion_mnist(root)
+
+
 def read_fashion_mnist_dir(directory: str | Path) -> dict[str, np.ndarray]:
     """The four arrays (train/test images (N, 28, 28), labels (N,)) from idx files in ``directory``."""
     directory = Path(directory)
@@ -317,11 +331,7 @@ def load_fashion_mnist(
         raise ValueError(f"kind must be 'subset' (shipped) or 'full' (60k/10k); got {kind!r}")
     directory = find_full_fashion_mnist(root)
     if directory is None and _download_wanted(download):
-        from torchvision.datasets import FashionMNIST
-
-        FashionMNIST(str(root), train=True, download=True)
-        FashionMNIST(str(root), train=False, download=True)
-        directory = find_full_fashion_mnist(root)
+        directory = download_fashion_mnist(root)
     if directory is None:
         searched = ", ".join(str(d) for d in fashion_mnist_candidate_dirs(root))
         raise DataError(

@@ -25,6 +25,7 @@ import torch
 import torchvision
 
 from . import data
+from .costs import count_parameters
 from .models import cifar_resnet
 from .runtime import FAST_ENV, fast_mode, pick_device, seed_everything
 from .training import History, TrainConfig, train, use_bf16, use_channels_last
@@ -89,7 +90,7 @@ def _net_result(
         "name": name,
         "depth": depth,
         "residual": residual,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": count_parameters(model),
         "seconds": round(seconds, 1),
         "final": {
             "train_error": history.train_error[final],

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .blocks import BasicBlock, Bottleneck
+from .costs import count_parameters
 
 
 def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
@@ -61,10 +62,6 @@ def _table_modules(model: nn.Module, blocks: bool) -> list[tuple[str, nn.Module]
     return rows
 
 
-def _params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def _describe(module: nn.Module) -> str:
     if isinstance(module, nn.Sequential):
         kinds = {type(m).__name__ for m in module}
@@ -98,7 +95,7 @@ def feature_map_table(
         for h in handles:
             h.remove()
         model.train(was_training)
-    return [FeatureMapRow(name, _describe(m), measured[name], _params(m)) for name, m in layers if name in measured]
+    return [FeatureMapRow(name, _describe(m), measured[name], count_parameters(m)) for name, m in layers if name in measured]
 
 
 def _predict_module(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -136,7 +133,7 @@ def predicted_feature_map_table(model: nn.Module, input_size: tuple[int, ...], b
     rows = []
     for name, module in _table_modules(model, blocks):
         shape = _predict_module(module, shape)
-        rows.append(FeatureMapRow(name, _describe(module), shape, _params(module)))
+        rows.append(FeatureMapRow(name, _describe(module), shape, count_parameters(module)))
     return rows
 
 

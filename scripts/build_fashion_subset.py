@@ -72,11 +72,7 @@ def main() -> None:
 
     source = args.source or data.find_full_fashion_mnist()
     if source is None and args.download:
-        from torchvision.datasets import FashionMNIST
-
-        for train in (True, False):
-            FashionMNIST(str(data.DATA_DIR), train=train, download=True)
-        source = data.find_full_fashion_mnist()
+        source = data.download_fashion_mnist()
     if source is None:
         raise SystemExit(
             "Fashion-MNIST idx files not found. Install the Debian package dataset-fashion-mnist, "
