@@ -51,6 +51,10 @@ def fashion_full_config(fast: bool | None = None) -> TrainConfig:
     return TrainConfig(epochs=35, schedule="onecycle", test_every_epoch=False, keep_best=True)
 
 
+RECIPES = {"degradation": degradation_config, "fashion-full": fashion_full_config}  # experiment -> recipe(fast)
+DATASETS = {"degradation": "subset", "fashion-full": "full"}  # experiment -> load_fashion_mnist kind
+
+
 def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU's model name from /proc/cpuinfo (platform.processor() elsewhere)."""
     if device.type == "cuda":
@@ -103,7 +107,7 @@ def _net_result(
     }
 
 
-def _record(experiment: str, mode: str, splits: data.Splits, config: TrainConfig, device: torch.device) -> dict[str, Any]:
+def _record(experiment: str, mode: str, splits: data.Splits, config: TrainConfig, device: torch.device, notes: str) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "experiment": experiment,
@@ -121,8 +125,19 @@ def _record(experiment: str, mode: str, splits: data.Splits, config: TrainConfig
         "environment": environment(device, config),
         "nets": {},
         "total_seconds": 0.0,
-        "notes": "",
+        "notes": notes,
     }
+
+
+def _start_run(
+    experiment: str, fast: bool | None, config: TrainConfig | None, notes: str
+) -> tuple[TrainConfig, torch.device, data.Splits, dict[str, Any]]:
+    """What every recorded run begins with: its recipe, the device, the data and the record's header."""
+    fast = fast_mode() if fast is None else fast
+    config = config or RECIPES[experiment](fast)
+    device = pick_device()
+    splits = data.load_fashion_mnist(DATASETS[experiment], seed=config.seed, fast=fast)
+    return config, device, splits, _record(experiment, "fast" if fast else "full", splits, config, device, notes)
 
 
 def run_degradation(
@@ -130,7 +145,7 @@ def run_degradation(
     fast: bool | None = None,
     config: TrainConfig | None = None,
     zero_init_residual: bool = False,
-    nets: Sequence[str] = ("plain-20", "plain-56", "ResNet-20", "ResNet-56"),
+    nets: Sequence[str] | None = None,
     progress: bool | None = None,
     save_as: str | None = None,
     notes: str = "",
@@ -138,19 +153,16 @@ def run_degradation(
     """Train plain-20, plain-56, ResNet-20 and ResNet-56 (CIFAR-style, 1 input channel) on the subset.
 
     Every net gets the same recipe, the same seed and the same data order. ``nets`` picks a subset
-    of the four (e.g. only the ResNets for a longer run). Returns the run record (see module
+    of the four (e.g. only the ResNets for a longer run); None trains all four. Returns the run record (see module
     docstring); with ``save_as`` (a file name under data/runs/) it is also written.
     """
-    unknown = set(nets) - {name for name, _, _ in DEGRADATION_NETS}
+    names = [name for name, _, _ in DEGRADATION_NETS]
+    nets = names if nets is None else nets
+    unknown = set(nets) - set(names)
     if unknown:
-        raise ValueError(f"unknown nets {sorted(unknown)}; choose from {[n for n, _, _ in DEGRADATION_NETS]}")
-    fast = fast_mode() if fast is None else fast
-    config = config or degradation_config(fast)
-    device = pick_device()
-    splits = data.load_fashion_mnist("subset", seed=config.seed, fast=fast)
-    record = _record("degradation", "fast" if fast else "full", splits, config, device)
+        raise ValueError(f"unknown nets {sorted(unknown)}; choose from {names}")
+    config, device, splits, record = _start_run("degradation", fast, config, notes)
     record["zero_init_residual"] = zero_init_residual
-    record["notes"] = notes
     started = time.perf_counter()
     for name, depth, residual in [net for net in DEGRADATION_NETS if net[0] in nets]:
         seed_everything(config.seed)
@@ -181,12 +193,7 @@ def run_fashion_full(
     notes: str = "",
 ) -> dict[str, Any]:
     """ResNet-20 on the full Fashion-MNIST (55k train / 5k val / 10k test): model picked on val, test once."""
-    fast = fast_mode() if fast is None else fast
-    config = config or fashion_full_config(fast)
-    device = pick_device()
-    splits = data.load_fashion_mnist("full", seed=config.seed, fast=fast)
-    record = _record("fashion-full", "fast" if fast else "full", splits, config, device)
-    record["notes"] = notes
+    config, device, splits, record = _start_run("fashion-full", fast, config, notes)
     seed_everything(config.seed)
     model = cifar_resnet(20, in_channels=1)
     started = time.perf_counter()
@@ -262,7 +269,7 @@ def format_record(record: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resnet_lab.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("experiment", choices=("degradation", "fashion-full"))
+    parser.add_argument("experiment", choices=tuple(RECIPES))
     parser.add_argument("--fast", action="store_true", help="tiny data and 1-2 epochs (as RESNET_LAB_FAST=1)")
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--schedule", choices=("onecycle", "step", "cosine", "constant"))
@@ -282,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.fast:
         os.environ[FAST_ENV] = "1"  # the same fast mode as the test suite's, for every part of the run
     fast = fast_mode()
-    base = degradation_config(fast) if args.experiment == "degradation" else fashion_full_config(fast)
+    base = RECIPES[args.experiment](fast)
     overrides = {"seed": args.seed}
     if args.epochs:
         overrides["epochs"] = args.epochs
@@ -295,10 +302,9 @@ def main(argv: list[str] | None = None) -> None:
     config = replace(base, **overrides)
     default_name = "degradation" if args.experiment == "degradation" else "fashion-full-resnet20"
     save_as = args.save_as or (default_name + ("-fast" if fast else ""))
-    progress = False if args.no_progress else True
+    progress = not args.no_progress
     if args.experiment == "degradation":
-        nets = args.nets or [name for name, _, _ in DEGRADATION_NETS]
-        record = run_degradation(fast=fast, config=config, zero_init_residual=args.zero_init_residual, nets=nets,
+        record = run_degradation(fast=fast, config=config, zero_init_residual=args.zero_init_residual, nets=args.nets,
                                  progress=progress, save_as=save_as, notes=args.notes)  # fmt: skip
     else:
         record = run_fashion_full(fast=fast, config=config, progress=progress, save_as=save_as, notes=args.notes)
