@@ -70,7 +70,7 @@ def device_name(device: torch.device) -> str:
 
 def environment(device: torch.device, config: TrainConfig) -> dict[str, Any]:
     """Versions and hardware, for the run record."""
-    bf16 = use_bf16(config, device)
+    bf16 = use_bf16(config.precision, device)
     return {
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,

@@ -137,10 +137,10 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr
 
 
-def use_bf16(config: TrainConfig, device: torch.device) -> bool:
-    """Whether to autocast to bfloat16: asked for, or "auto" and the hardware has native bf16."""
-    if config.precision != "auto":
-        return config.precision == "bf16"
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to autocast to bfloat16: ``precision`` is "bf16", or "auto" and the hardware has native bf16."""
+    if precision != "auto":
+        return precision == "bf16"
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
@@ -172,7 +172,7 @@ def evaluate(
 ) -> float:
     """Error in percent of ``model`` on ``dataset`` (e.g. splits.val or splits.test), normalized with ``splits``' statistics."""
     device = device or next(model.parameters()).device
-    bf16 = use_bf16(TrainConfig(precision=precision), device)
+    bf16 = use_bf16(precision, device)
     was_training = model.training
     model.eval()
     wrong = 0
@@ -239,7 +239,7 @@ def _train(
 ) -> History:
     """The training loop itself (see ``train``)."""
     generator = seed_everything(config.seed)
-    bf16 = use_bf16(config, device)
+    bf16 = use_bf16(config.precision, device)
     memory_format = torch.channels_last if use_channels_last(config, device, bf16) else torch.contiguous_format
 
     model.to(device=device, memory_format=memory_format)
@@ -274,7 +274,8 @@ def _train(
                 optimizer.step()
 
                 batch_wrong = (logits.argmax(dim=1) != y).sum().item()
-                loss_sum += loss.item() * len(y)
+                batch_loss = loss.item()
+                loss_sum += batch_loss * len(y)
                 wrong += batch_wrong
                 seen += len(y)
                 window_wrong += batch_wrong
@@ -285,9 +286,9 @@ def _train(
                     history.step_train_error.append(100.0 * window_wrong / window_seen)
                     window_wrong = window_seen = 0
                 bar.update(1)
-                if not math.isfinite(loss.item()):
+                if not math.isfinite(batch_loss):
                     raise FloatingPointError(
-                        f"{description}: the loss became {loss.item()} at iteration {step}; lower lr or add warm-up."
+                        f"{description}: the loss became {batch_loss} at iteration {step}; lower lr or add warm-up."
                     )
 
             val_error = evaluate(model, splits.val, splits, precision=config.precision, device=device)
