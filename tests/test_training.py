@@ -141,3 +141,10 @@ def test_progress_bar_is_plain_text_under_ci(tiny_splits, monkeypatch, capsys):
     training.train(cifar_resnet(8, in_channels=1), tiny_splits, tiny_config(epochs=1), progress=True, device="cpu")
     err = capsys.readouterr().err
     assert "3/3" in err and "HBox" not in err
+
+
+def test_a_diverging_loss_stops_training_with_advice(tiny_splits):
+    torch.manual_seed(0)
+    model = cifar_resnet(8, in_channels=1)
+    with pytest.raises(FloatingPointError, match="lower lr or add warm-up"):
+        training.train(model, tiny_splits, tiny_config(lr=1e12, schedule="constant"), progress=False, device="cpu")
