@@ -96,13 +96,14 @@ class Splits:
     def in_channels(self) -> int:
         return self.train.images.shape[1]
 
-    def describe(self) -> str:
-        """One line: name, sizes, image shape and source."""
+    def describe(self, source: bool = True) -> str:
+        """One line: name, sizes, image shape and (with ``source``) where the files came from."""
         c, h, w = self.train.images.shape[1:]
-        return (
+        line = (
             f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test images "
-            f"of {c}x{h}x{w}, {len(self.classes)} classes (from {self.source})"
+            f"of {c}x{h}x{w}, {len(self.classes)} classes"
         )
+        return f"{line} (from {self.source})" if source else line
 
 
 # ---------------------------------------------------------------------------------------------

@@ -254,10 +254,14 @@ def load_record(name: str = "degradation") -> dict[str, Any]:
     return record
 
 
+def dataset_line(record: dict[str, Any]) -> str:
+    """The record's dataset in one line (``Splits.describe``) without the recording machine's data path."""
+    return record["dataset"]["description"].split(" (from ")[0]
+
+
 def format_record(record: dict[str, Any]) -> str:
     """A short table of a record: final train / val / test error and seconds per net."""
-    dataset = record["dataset"]["description"].split(" (from ")[0]  # not the recording machine's data path
-    lines = [f"{record['experiment']} ({record['mode']} mode) on {dataset}"]
+    lines = [f"{record['experiment']} ({record['mode']} mode) on {dataset_line(record)}"]
     lines.append(f"{'net':<10} {'train err%':>10} {'val err%':>9} {'test err%':>9} {'seconds':>8}")
     for name, net in record["nets"].items():
         f = net["final"]

@@ -273,3 +273,10 @@ def test_batches_cover_every_image_once_normalized():
     assert torch.equal(torch.cat(seen).sort().values, splits.train.labels.sort().values)
     x = data.normalize(splits.train.images, splits.mean, splits.std)
     assert abs(x.mean().item()) < 1e-3 and abs(x.std().item() - 1) < 1e-3
+
+
+def test_describe_names_sizes_shape_and_optionally_the_source():
+    splits = data.load_fashion_mnist("subset", fast=True)
+    line = "fashion-mnist-subset-fast: 512 train / 256 val / 512 test images of 1x28x28, 10 classes"
+    assert splits.describe(source=False) == line
+    assert splits.describe() == f"{line} (from {data.DATA_DIR / data.SUBSET_FILE})"

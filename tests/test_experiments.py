@@ -148,3 +148,9 @@ def test_committed_longer_record_reaches_the_papers_full_claim():
     final = {name: net["final"]["train_error"] for name, net in record["nets"].items()}
     assert final["ResNet-56"] <= final["ResNet-20"]
     assert record["findings"]["resnet56_at_or_below_resnet20"]
+
+
+def test_dataset_line_drops_the_recording_machines_path():
+    record = experiments.load_record("fashion-full-resnet20")
+    assert record["dataset"]["description"].endswith("(from /usr/share/datasets/fashion-mnist)")
+    assert experiments.dataset_line(record) == "fashion-mnist: 55000 train / 5000 val / 10000 test images of 1x28x28, 10 classes"
