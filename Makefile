@@ -7,8 +7,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; classroom machines and containers often are root.
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Extra arguments for `jupyter lab`, e.g. make lab LAB_ARGS="--no-browser --port 8890".
+LAB_ARGS ?=
+# The course's JupyterLab settings (.jupyter/: no news feed, no update checks) go first on Jupyter's
+# config path; the file browser's root is the repository, so docs/, data/ and the README are reachable.
+LAB_ENV := JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH),)"
+SITE_DIR ?= build/site
 
-.PHONY: setup lab test run student-copies benchmark clean-venv
+.PHONY: setup setup-site lab test test-browser site run student-copies benchmark clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "resnet-lab needs Python >= 3.10, found " + sys.version.split()[0]'
@@ -20,13 +26,33 @@ $(STAMP): requirements.txt pyproject.toml
 ## Create .venv and install the course and its stack (torch, torchvision, jupyterlab, ...).
 setup: $(STAMP)
 
-## Open the course in JupyterLab.
+## Open the course in JupyterLab: the whole repository in the file browser, 00_start_here open.
 lab: setup
-	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_start_here.ipynb
+	$(LAB_ENV) $(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_start_here.ipynb
 
-## Unit tests, then every notebook executed by nbval in fast mode (RESNET_LAB_FAST=1).
+## Unit tests, every notebook executed by nbval in fast mode (RESNET_LAB_FAST=1), and the browser
+## tests (tests/browser: the website and JupyterLab in Chromium; skipped with a message without Chromium).
 test: setup
 	$(BIN)/pytest
+
+## Only the browser tests (needs Chromium and requirements-site.txt; see the README).
+test-browser: setup
+	$(BIN)/pytest -o addopts="-p no:cacheprovider" tests/browser
+
+$(VENV)/.installed-site: requirements-site.txt $(STAMP)
+	$(BIN)/python -m pip install -r requirements-site.txt
+	touch $@
+
+## Install the website builder and the browser-test driver (requirements-site.txt) into .venv.
+setup-site: $(VENV)/.installed-site
+
+## Build the course website into build/site from the committed notebooks (nothing is executed),
+## then check every internal link and image; fails on a broken link, a missing image or an external asset.
+site: setup-site
+	rm -rf $(SITE_DIR) build/site-doctrees
+	$(BIN)/sphinx-build -W --keep-going -q -c site -d build/site-doctrees . $(SITE_DIR)
+	$(BIN)/python scripts/check_site.py $(SITE_DIR)
+	@echo "The course website is in $(SITE_DIR)/index.html"
 
 ## Execute every lesson notebook top to bottom in full mode, headless, saving outputs in place.
 run: setup
