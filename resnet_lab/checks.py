@@ -87,7 +87,15 @@ def _fail(where: str, problem: str, hints: Sequence[str] | str | None = None) ->
         if hint and hint not in seen:
             seen.add(hint)
             lines.append(f"Hint: {hint}")
-    return AssertionError("\n".join(lines))
+    return _short_in_notebooks(AssertionError("\n".join(lines)))
+
+
+def _short_in_notebooks(error: AssertionError) -> AssertionError:
+    """Let Jupyter show only the message, not a wall of traceback through this module: IPython prints
+    what an exception's ``_render_traceback_()`` returns instead of the traceback. Elsewhere (pytest,
+    plain Python) nothing changes."""
+    error._render_traceback_ = lambda: [f"AssertionError: {error}"]  # type: ignore[attr-defined]
+    return error
 
 
 def _first_line(exc: BaseException) -> str:
@@ -112,9 +120,9 @@ def _describe_exception(exc: BaseException) -> str:
 
 def _not_done(checker: str, exc: BaseException) -> AssertionError:
     detail = _first_line(exc)
-    return AssertionError(
+    return _short_in_notebooks(AssertionError(
         f"{checker}: {HINT_NOT_DONE} (your code raised NotImplementedError{': ' + detail if detail else ''})"
-    )
+    ))
 
 
 def _fmt_shape(shape: Sequence[int] | None) -> str:
