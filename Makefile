@@ -32,11 +32,11 @@ lab: setup
 
 ## Unit tests, every notebook executed by nbval in fast mode (RESNET_LAB_FAST=1), and the browser
 ## tests (tests/browser: the website and JupyterLab in Chromium; skipped with a message without Chromium).
-test: setup
+test: setup setup-site
 	$(BIN)/pytest
 
 ## Only the browser tests (needs Chromium and requirements-site.txt; see the README).
-test-browser: setup
+test-browser: setup setup-site
 	$(BIN)/pytest -o addopts="-p no:cacheprovider" tests/browser
 
 $(VENV)/.installed-site: requirements-site.txt $(STAMP)
