@@ -198,10 +198,10 @@ def test_make_lab_shows_the_repo_and_runs_00_without_errors(lab: Lab, page, arti
     restart_and_run_all(page)
     print(f"00_start_here run all: {time.perf_counter() - started:.1f} s")
     cells = code_cells(page, lab.root / "notebooks" / "00_start_here.ipynb")
+    tracebacks = [c["source"][:60] for c in cells if "Traceback" in c["output"] or "Error" in c["output"].split("\n")[-1]]
+    assert not kernel.errors and not tracebacks, f"errors while running 00: {kernel.errors} in cells {tracebacks}"
     unnumbered = [c["source"][:60] for c in cells if not re.search(r"\[\d+\]", c["prompt"])]
     assert not unnumbered, f"cells that did not run: {unnumbered}"
-    tracebacks = [c["source"][:60] for c in cells if "Traceback" in c["output"] or "Error" in c["output"].split("\n")[-1]]
-    assert not kernel.errors and not tracebacks, f"errors while running 00: {kernel.errors} {tracebacks}"
     assert page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img").count() >= 1, "the figure is missing"
     assert not news_toasts(page), f"JupyterLab asks about news: {news_toasts(page)}"
     page.screenshot(path=str(artifacts / "lab-00_start_here-run-all.png"))
