@@ -74,7 +74,8 @@ def check_site(site: Path) -> list[str]:
                 continue
             target = _target(page, url)
             if not target.exists():
-                problems.append(f"{where}: broken link {url} (no file {target.relative_to(site.resolve()) if target.is_relative_to(site.resolve()) else target})")
+                shown = target.relative_to(site.resolve()) if target.is_relative_to(site.resolve()) else target
+                problems.append(f"{where}: broken link {url} (no file {shown})")
                 continue
             fragment = unquote(urlsplit(url).fragment)
             if fragment and target.suffix == ".html" and target in pages and fragment not in pages[target].ids:

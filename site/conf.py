@@ -52,6 +52,7 @@ html_theme_options = {
     "navigation_with_keys": False,
     "use_download_button": True,
     "use_fullscreen_button": False,
+    "navbar_persistent": [],  # one search box (in the sidebar), not a second one in a header bar
 }
 html_context = {"default_mode": "light"}  # without it the theme logs "invalid theme mode" on a first visit
 html_last_updated_fmt = None

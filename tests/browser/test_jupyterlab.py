@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO, VENV, assert_cjk_font, fonts_rendering, skip_or_fail, watch
+from browser_helpers import REPO, VENV, assert_cjk_font, fonts_rendering, skip_or_fail, watch
 
 RUN_TIMEOUT_MS = int(os.environ.get("RESNET_LAB_RUN_TIMEOUT_MS", 240_000))
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "artifacts", "__pycache__", ".ipynb_checkpoints",
@@ -172,7 +171,7 @@ def code_cells(page, notebook: Path) -> list[dict]:
     )
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     assert len(shown) == len(cells), f"the page shows {len(shown)} cells, {notebook.name} has {len(cells)}"
-    return [{"source": "".join(cell["source"]), **view} for cell, view in zip(cells, shown) if view["code"]]
+    return [{"source": "".join(cell["source"]), **view} for cell, view in zip(cells, shown, strict=True) if view["code"]]
 
 
 def news_toasts(page) -> list[str]:
@@ -198,11 +197,13 @@ def test_make_lab_shows_the_repo_and_runs_00_without_errors(lab: Lab, page, arti
     restart_and_run_all(page)
     print(f"00_start_here run all: {time.perf_counter() - started:.1f} s")
     cells = code_cells(page, lab.root / "notebooks" / "00_start_here.ipynb")
-    tracebacks = [c["source"][:60] for c in cells if "Traceback" in c["output"] or "Error" in c["output"].split("\n")[-1]]
+    tracebacks = [c["source"][:60] for c in cells
+                  if "Traceback" in c["output"] or "Error" in c["output"].split("\n")[-1]]
     assert not kernel.errors and not tracebacks, f"errors while running 00: {kernel.errors} in cells {tracebacks}"
     unnumbered = [c["source"][:60] for c in cells if not re.search(r"\[\d+\]", c["prompt"])]
     assert not unnumbered, f"cells that did not run: {unnumbered}"
-    assert page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img").count() >= 1, "the figure is missing"
+    figures = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img")
+    assert figures.count() >= 1, "the figure is missing"
     assert not news_toasts(page), f"JupyterLab asks about news: {news_toasts(page)}"
     page.screenshot(path=str(artifacts / "lab-00_start_here-run-all.png"))
 

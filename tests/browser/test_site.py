@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO, VENV, assert_cjk_font, fonts_rendering, skip_or_fail, watch
+from browser_helpers import REPO, VENV, assert_cjk_font, fonts_rendering, skip_or_fail, watch
 
 LESSONS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
@@ -43,7 +41,7 @@ def has_math(notebook: Path) -> bool:
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
+def site(tmp_path_factory, chromium_path: str) -> Path:
     """Build the site exactly as `make site` does (build + link check), into a temporary folder."""
     try:
         import myst_nb  # noqa: F401
