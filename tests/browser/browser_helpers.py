@@ -75,8 +75,15 @@ def watch(page, allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> 
     problems = PageProblems()
     page.on("console", lambda msg: problems.console_errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.page_errors.append(str(exc)))
-    page.on("requestfailed", lambda req: problems.failed_requests.append(f"{req.url} ({req.failure})")
-            if req.url not in problems.external_requests else None)
+
+    def request_failed(request) -> None:
+        # ERR_ABORTED: the browser dropped the request because the test moved on to the next page
+        if request.url not in problems.external_requests and "ERR_ABORTED" not in (request.failure or ""):
+            problems.failed_requests.append(f"{request.url} ({request.failure})")
+
+    page.on("requestfailed", request_failed)
+    page.on("response", lambda response: problems.failed_requests.append(f"{response.url} (HTTP {response.status})")
+            if response.status >= 400 else None)
 
     def route(route) -> None:
         url = route.request.url
