@@ -24,7 +24,7 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after each test file: no Chromium left running under nbval
 def browser(chromium_path: str) -> Iterator["object"]:
     try:
         from playwright.sync_api import sync_playwright
