@@ -49,8 +49,8 @@ setup-site: $(VENV)/.installed-site
 ## Build the course website into build/site from the committed notebooks (nothing is executed),
 ## then check every internal link and image; fails on a broken link, a missing image or an external asset.
 site: setup-site
-	rm -rf $(SITE_DIR) build/site-doctrees
-	$(BIN)/sphinx-build -W --keep-going -q -c site -d build/site-doctrees . $(SITE_DIR)
+	rm -rf $(SITE_DIR) $(SITE_DIR).doctrees
+	$(BIN)/sphinx-build -W --keep-going -q -c site -d $(SITE_DIR).doctrees . $(SITE_DIR)
 	$(BIN)/python scripts/check_site.py $(SITE_DIR)
 	@echo "The course website is in $(SITE_DIR)/index.html"
 

@@ -59,9 +59,7 @@ html_last_updated_fmt = None
 html_show_sourcelink = False
 html_copy_source = True  # the download button offers each page's .ipynb / .md
 # Pages link to each other's .md/.ipynb files the way GitHub does; MyST turns them into page links,
-# and a link to a file that is neither a page nor present fails the build (-W).
-suppress_warnings: list[str] = []
-nitpicky = False
+# and a link to a file that is neither a page nor present fails the build (make site passes -W).
 
 
 def lesson_notebooks() -> list[Path]:
