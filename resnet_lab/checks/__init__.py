@@ -18,7 +18,9 @@ The package:
 
 * :mod:`~resnet_lab.checks.engine`: calling student code safely, tracing, pairing layers, comparing;
 * :mod:`~resnet_lab.checks.diagnosis`: turning a difference into a hint;
-* the public checkers, one module per kind of exercise, listed in ``CHECKER_MODULES``.
+* the public checkers, one module per kind of exercise, listed in ``CHECKER_MODULES``;
+* :mod:`~resnet_lab.checks.exercises` and :mod:`~resnet_lab.checks.hints`: the exercises as the lesson
+  notebooks define them, and ``checks.hint(name)`` / ``checks.solution(name)`` for a stuck student.
 
 To add a module of checkers, write ``resnet_lab/checks/<name>.py`` with an ``__all__`` of its public
 checkers and add its name to ``CHECKER_MODULES`` below: that one line makes its checkers
@@ -47,4 +49,6 @@ for _module_name in CHECKER_MODULES:
         globals()[_name] = CHECKERS[_name]
 del _module_name, _module, _name
 
-__all__ = [*CHECKERS, "CHECKERS", "CHECKER_MODULES"]
+from .hints import hint, solution  # noqa: E402  (hints for a stuck student; not checkers)
+
+__all__ = [*CHECKERS, "CHECKERS", "CHECKER_MODULES", "hint", "solution"]
