@@ -30,11 +30,11 @@ from .shapes import (
     format_side_by_side,
     predicted_feature_map_table,
 )
-from .stages import BlockInfo, format_block_table, make_stage
+from .stages import BlockInfo, format_block_table, make_stage, make_stages
 
 # Submodules used as namespaces: resnet_lab.checks.basic_block(...), resnet_lab.training.train(...).
 # (plots and experiments import matplotlib, so they load only when asked for.)
-from . import checkpoints, checks, data, training  # noqa: E402
+from . import checkpoints, checks, data, reference, training  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -45,6 +45,7 @@ __all__ = [
     "conv3x3",
     "make_shortcut",
     "make_stage",
+    "make_stages",
     "BlockInfo",
     "format_block_table",
     "ResNet",
@@ -74,5 +75,6 @@ __all__ = [
     "checkpoints",
     "checks",
     "data",
+    "reference",
     "training",
 ]

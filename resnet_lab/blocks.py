@@ -122,7 +122,8 @@ class BasicBlock(nn.Module):
     the block's output width equals ``planes``.
     """
 
-    expansion: ClassVar[int] = 1
+    expansion: ClassVar[int] = 1  # output width = planes * expansion
+    branch_convs: ClassVar[tuple[str, ...]] = ("conv1", "conv2")  # the residual branch's convs, in order
 
     def __init__(
         self,
@@ -169,7 +170,8 @@ class Bottleneck(nn.Module):
     three quarters of the pixels before looking at them and costs fewer FLOPs.
     """
 
-    expansion: ClassVar[int] = 4
+    expansion: ClassVar[int] = 4  # output width = planes * expansion
+    branch_convs: ClassVar[tuple[str, ...]] = ("conv1", "conv2", "conv3")  # the residual branch's convs, in order
 
     def __init__(
         self,
@@ -214,4 +216,12 @@ class Bottleneck(nn.Module):
         return self.bn3
 
 
-Block = type[BasicBlock] | type[Bottleneck]
+Block = type[nn.Module]
+"""A block class: ``block(in_channels, planes, stride, **kwargs)`` builds one block. The networks read only
+its class attributes ``expansion`` and ``branch_convs`` and its instances' ``out_channels``, ``downsample``,
+``residual`` and ``last_bn``, so new block types (pre-activation, grouped, SE, ...) fit without changes there."""
+
+
+def is_block(module: nn.Module) -> bool:
+    """True for a residual/plain block of this package (or any module that follows the same protocol)."""
+    return isinstance(getattr(type(module), "expansion", None), int) and hasattr(module, "branch_convs")

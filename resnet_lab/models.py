@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .blocks import BasicBlock, Block, Bottleneck, check_shortcut_option, check_stride_placement
-from .stages import BlockInfo, make_stage
+from .blocks import BasicBlock, Block, Bottleneck, check_shortcut_option, check_stride_placement, is_block
+from .stages import make_stages
 
 # The paper's Table 1: block type and blocks per stage for each depth.
 IMAGENET_CONFIGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
@@ -24,6 +24,10 @@ IMAGENET_CONFIGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
 }
+IMAGENET_WIDTHS = (64, 128, 256, 512)  # planes of conv2_x .. conv5_x (x block.expansion at the output)
+IMAGENET_STRIDES = (1, 2, 2, 2)  # the max pool has already halved the map before conv2_x
+CIFAR_WIDTHS = (16, 32, 64)  # Section 4.2: maps of 32, 16, 8 pixels on CIFAR
+CIFAR_STRIDES = (1, 2, 2)
 
 
 class _CheckedModel(nn.Module):
@@ -90,7 +94,7 @@ def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, Any], show: i
 def zero_init_last_bn(model: nn.Module) -> None:
     """Set the last BN weight (gamma) of every residual branch to 0, so each block starts as the identity."""
     for module in model.modules():
-        if isinstance(module, (BasicBlock, Bottleneck)):
+        if is_block(module):
             nn.init.zeros_(module.last_bn.weight)
 
 
@@ -125,16 +129,19 @@ class ResNet(_CheckedModel):
         shortcut: str = "B",
         residual: bool = True,
         stride_at: str = "3x3",
+        **block_kwargs: Any,
     ) -> None:
+        """``block_kwargs`` go to every block, after ``shortcut`` and ``residual`` (and ``stride_at``
+        when it is not the default "3x3", which only bottlenecks take)."""
         super().__init__()
         check_shortcut_option(shortcut)
         check_stride_placement(stride_at)
         if len(layers) != 4 or min(layers) < 1:
             raise ValueError(f"layers must give 4 stages of at least one block each, e.g. [3, 4, 6, 3]; got {layers}")
-        block_kwargs: dict[str, Any] = {"shortcut": shortcut, "residual": residual}
-        if block is Bottleneck:
+        block_kwargs = {"shortcut": shortcut, "residual": residual, **block_kwargs}
+        if stride_at != "3x3":
             block_kwargs["stride_at"] = stride_at
-        depth = sum(layers) * (3 if block is Bottleneck else 2) + 2
+        depth = sum(layers) * len(block.branch_convs) + 2
         self.description = f"{'ResNet' if residual else 'plain'}-{depth} ({block.__name__}, layers {list(layers)})"
         self.in_channels = in_channels
 
@@ -142,15 +149,11 @@ class ResNet(_CheckedModel):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        width = 64
-        self.block_table: list[BlockInfo] = []
-        for i, (planes, blocks, stride) in enumerate(zip((64, 128, 256, 512), layers, (1, 2, 2, 2)), start=1):
-            stage, table = make_stage(block, width, planes, blocks, stride, name=f"layer{i}", **block_kwargs)
-            setattr(self, f"layer{i}", stage)
-            self.block_table += table
-            width = table[-1].out_channels
+        stages, self.block_table = make_stages(block, 64, IMAGENET_WIDTHS, layers, IMAGENET_STRIDES, **block_kwargs)
+        for name, stage in stages.items():
+            self.add_module(name, stage)  # layer1 .. layer4
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width, num_classes)
+        self.fc = nn.Linear(self.block_table[-1].out_channels, num_classes)
 
         init_weights(self)
         if zero_init_residual:
@@ -244,17 +247,13 @@ class CifarResNet(_CheckedModel):
         self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=True)
-        width = 16
-        self.block_table: list[BlockInfo] = []
-        for i, (planes, stride) in enumerate(zip((16, 32, 64), (1, 2, 2)), start=1):
-            stage, table = make_stage(
-                BasicBlock, width, planes, n, stride, name=f"layer{i}", shortcut=shortcut, residual=residual
-            )
-            setattr(self, f"layer{i}", stage)
-            self.block_table += table
-            width = table[-1].out_channels
+        stages, self.block_table = make_stages(
+            BasicBlock, 16, CIFAR_WIDTHS, (n, n, n), CIFAR_STRIDES, shortcut=shortcut, residual=residual
+        )
+        for name, stage in stages.items():
+            self.add_module(name, stage)  # layer1 .. layer3
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width, num_classes)
+        self.fc = nn.Linear(self.block_table[-1].out_channels, num_classes)
 
         init_weights(self)
         if zero_init_residual:

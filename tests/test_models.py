@@ -5,10 +5,8 @@ import torch
 import torchvision
 
 import resnet_lab
-from resnet_lab import BasicBlock, Bottleneck, cifar_resnet, count_parameters, make_stage, resnet
-
-TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
-CIFAR_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
+from resnet_lab import BasicBlock, Bottleneck, cifar_resnet, count_parameters, make_stage, make_stages, resnet
+from resnet_lab.reference import CIFAR_PARAMS, TABLE_1_BLOCKS, TABLE_1_STAGE_CHANNELS, TORCHVISION_PARAMS
 
 
 def test_version_exists():
@@ -166,6 +164,74 @@ def test_make_stage_reports_its_blocks():
     assert stage.eval()(torch.randn(1, 256, 16, 16)).shape == (1, 512, 8, 8)
     text = resnet_lab.format_block_table(table)
     assert "layer2" in text and "projection" in text
+
+
+def test_make_stages_builds_every_stage_and_one_table():
+    stages, table = make_stages(Bottleneck, 64, widths=(64, 128, 256, 512), depths=(3, 4, 6, 3), strides=(1, 2, 2, 2))
+    assert list(stages) == ["layer1", "layer2", "layer3", "layer4"]
+    assert [len(stage) for stage in stages.values()] == [3, 4, 6, 3]
+    assert [r.stage for r in table] == [f"layer{i}" for i, n in zip((1, 2, 3, 4), (3, 4, 6, 3)) for _ in range(n)]
+    assert table == resnet_lab.resnet50().block_table  # the network is built from the same call
+    x = torch.randn(1, 64, 32, 32)
+    with torch.no_grad():
+        for stage in stages.values():
+            x = stage.eval()(x)
+    assert x.shape == (1, 2048, 4, 4)
+
+
+def test_make_stages_passes_block_options_to_every_block():
+    stages, table = make_stages(Bottleneck, 64, (64, 128), (2, 2), (1, 2), stride_at="1x1", shortcut="C", prefix="stage")
+    assert list(stages) == ["stage1", "stage2"]
+    blocks = [b for stage in stages.values() for b in stage]
+    assert all(b.stride_at == "1x1" for b in blocks)
+    assert [r.shortcut for r in table] == ["projection"] * 4  # option C: a projection on every block
+
+
+@pytest.mark.parametrize("widths,depths,strides", [((64, 128), (2,), (1, 2)), ((), (), ())])
+def test_make_stages_needs_one_width_depth_and_stride_per_stage(widths, depths, strides):
+    with pytest.raises(ValueError, match="one width, depth and stride per stage"):
+        make_stages(BasicBlock, 64, widths, depths, strides)
+
+
+class DoubleBlock(torch.nn.Module):
+    """A block type the package does not know: 3x3 conv widening 2x, BN, added to a projection."""
+
+    expansion = 2
+    branch_convs = ("conv1",)
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, shortcut: str = "B", residual: bool = True):
+        super().__init__()
+        self.out_channels = planes * self.expansion
+        self.conv1 = resnet_lab.conv3x3(in_channels, self.out_channels, stride)
+        self.bn1 = torch.nn.BatchNorm2d(self.out_channels)
+        self.downsample = resnet_lab.make_shortcut(in_channels, self.out_channels, stride, shortcut) if residual else None
+        self.residual = residual
+        self.last_bn = self.bn1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn1(self.conv1(x))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return torch.relu(out + shortcut if self.residual else out)
+
+
+def test_networks_read_the_block_type_from_its_class_attributes():
+    model = resnet_lab.ResNet(DoubleBlock, [1, 1, 1, 1], num_classes=5, zero_init_residual=True)
+    assert model.description.startswith("ResNet-6 (DoubleBlock")  # 4 blocks x 1 conv + stem + fc
+    assert model.fc.in_features == 512 * 2
+    assert all(torch.count_nonzero(b.bn1.weight) == 0 for b in model.modules() if isinstance(b, DoubleBlock))
+    predicted = resnet_lab.predicted_feature_map_table(model, (1, 3, 64, 64), blocks=True)
+    measured = resnet_lab.feature_map_table(model, (1, 3, 64, 64), blocks=True)
+    assert [r.shape for r in predicted] == [r.shape for r in measured]
+
+
+@pytest.mark.parametrize("depth", sorted(TABLE_1_BLOCKS))
+def test_imagenet_configs_are_table_1(depth):
+    block, layers = resnet_lab.IMAGENET_CONFIGS[depth]
+    kind, paper_layers = TABLE_1_BLOCKS[depth]
+    assert (block.__name__.lower().replace("basicblock", "basic"), layers) == (kind, paper_layers)
+    with torch.device("meta"):  # shapes only: no memory, no init arithmetic
+        stage_out = [r.out_channels for r in resnet(depth).block_table if r.index == 0]
+    assert tuple(stage_out) == TABLE_1_STAGE_CHANNELS[kind]
 
 
 def test_model_block_table_follows_the_channel_rule():
