@@ -6,7 +6,7 @@ The notebooks build each piece by hand and then check it against the finished co
 __version__ = "0.1.0"
 
 from .blocks import BasicBlock, Bottleneck, ZeroPadShortcut, conv1x1, conv3x3, make_shortcut
-from .costs import count_macs, count_macs_by_layer, count_parameters
+from .costs import count_macs, count_macs_by_layer, count_parameters, state_dict_mismatch
 from .models import (
     IMAGENET_CONFIGS,
     CifarResNet,
@@ -19,7 +19,6 @@ from .models import (
     resnet50,
     resnet101,
     resnet152,
-    state_dict_mismatch,
 )
 from .runtime import fast_mode, pick_device, seed_everything
 from .shapes import (

@@ -17,8 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .costs import count_parameters
-from .models import state_dict_mismatch
+from .costs import count_parameters, state_dict_mismatch
 
 FORMAT = "resnet_lab.checkpoint/1"
 

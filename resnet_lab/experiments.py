@@ -27,7 +27,8 @@ import torchvision
 from . import data
 from .costs import count_parameters
 from .models import cifar_resnet
-from .runtime import FAST_ENV, fast_mode, pick_device, seed_everything
+from . import runtime
+from .runtime import device_name, fast_mode, pick_device, seed_everything  # noqa: F401 (device_name: public here too)
 from .training import History, TrainConfig, train, use_bf16, use_channels_last
 
 RUNS_DIR = data.DATA_DIR / "runs"
@@ -55,30 +56,11 @@ RECIPES = {"degradation": degradation_config, "fashion-full": fashion_full_confi
 DATASETS = {"degradation": "subset", "fashion-full": "full"}  # experiment -> load_fashion_mnist kind
 
 
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name from /proc/cpuinfo (platform.processor() elsewhere)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(device: torch.device, config: TrainConfig) -> dict[str, Any]:
-    """Versions and hardware, for the run record."""
+def environment(device: torch.device, config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
+    """``runtime.environment`` (versions, hardware, torch threads) plus the precision and memory format ``config`` settles on."""
     bf16 = use_bf16(config.precision, device)
     return {
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "python": platform.python_version(),
-        "device": device.type,
-        "device_name": device_name(device),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        **runtime.environment(device, threads),
         "precision": "bf16 autocast" if bf16 else "fp32",
         "channels_last": use_channels_last(config, device, bf16),
     }

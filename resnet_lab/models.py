@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .blocks import BasicBlock, Block, Bottleneck, check_shortcut_option, check_stride_placement, is_block
+from .costs import state_dict_mismatch
 from .stages import make_stages
 
 # The paper's Table 1: block type and blocks per stage for each depth.
@@ -66,29 +67,6 @@ class _CheckedModel(nn.Module):
                     "Build the same architecture before loading."
                 )
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-
-def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, Any], show: int = 5) -> str:
-    """Describe missing keys, unexpected keys and shape mismatches; ``""`` when ``state_dict`` fits."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    wrong_shape = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
-
-    def listing(title: str, items: list[str]) -> str:
-        more = f", ... ({len(items) - show} more)" if len(items) > show else ""
-        return f"  {len(items)} {title}: {', '.join(items[:show])}{more}"
-
-    parts = [
-        listing(title, items)
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape))
-        if items
-    ]
-    return "\n".join(parts)
 
 
 def zero_init_last_bn(model: nn.Module) -> None:
