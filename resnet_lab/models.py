@@ -38,8 +38,26 @@ class _CheckedModel(nn.Module):
     min_input_size: int
     description: str
 
+    def check_sizes(self, in_channels: int, num_classes: int) -> None:
+        """Raise ``ValueError`` unless the image channels and the number of classes are positive integers."""
+        for name, value, example in (("in_channels", in_channels, "3 for RGB, 1 for grayscale"),
+                                     ("num_classes", num_classes, "10 for CIFAR-10 and Fashion-MNIST")):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer ({example}); got {value!r}")
+
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` is (N, in_channels, H, W) with H, W >= min_input_size."""
+        """Raise ``ValueError`` unless ``x`` is (N, in_channels, H, W) with H, W >= min_input_size, ``TypeError``
+        unless its dtype is the weights' (float32 normally)."""
+        weight_dtype = self.conv1.weight.dtype
+        if x.dtype != weight_dtype:
+            if x.is_floating_point():
+                how = f"x.to({weight_dtype})" if weight_dtype != torch.float32 else "x.float()"
+            else:
+                how = "x.float() / 255 for 0..255 pixels, then normalize them as the training data"
+            raise TypeError(
+                f"{self.description} expects a {weight_dtype} image batch (the dtype of its weights); got {x.dtype}. "
+                f"Convert it: {how}."
+            )
         expected = f"(N, {self.in_channels}, H, W) with H, W >= {self.min_input_size}"
         if x.dim() != 4:
             hint = " (a single image? add the batch dimension with x.unsqueeze(0))" if x.dim() == 3 else ""
@@ -116,6 +134,7 @@ class ResNet(_CheckedModel):
         check_stride_placement(stride_at)
         if len(layers) != 4 or min(layers) < 1:
             raise ValueError(f"layers must give 4 stages of at least one block each, e.g. [3, 4, 6, 3]; got {layers}")
+        self.check_sizes(in_channels, num_classes)
         block_kwargs = {"shortcut": shortcut, "residual": residual, **block_kwargs}
         if stride_at != "3x3":
             block_kwargs["stride_at"] = stride_at
@@ -219,6 +238,7 @@ class CifarResNet(_CheckedModel):
         super().__init__()
         n = check_cifar_depth(depth)
         check_shortcut_option(shortcut)
+        self.check_sizes(in_channels, num_classes)
         self.depth = depth
         self.in_channels = in_channels
         self.description = f"{'ResNet' if residual else 'plain'}-{depth} (CIFAR, n={n})"

@@ -101,3 +101,45 @@ def test_bad_layers_argument():
         resnet_lab.ResNet(BasicBlock, [2, 2, 2])
     with pytest.raises(ValueError, match="at least one block"):
         resnet_lab.make_stage(BasicBlock, 64, 64, 0)
+
+
+@pytest.mark.parametrize("make,name", [
+    (lambda: cifar_resnet(20, num_classes=0), "num_classes"),
+    (lambda: cifar_resnet(20, in_channels=0), "in_channels"),
+    (lambda: resnet_lab.resnet18(num_classes=-1), "num_classes"),
+    (lambda: resnet_lab.resnet50(in_channels=0), "in_channels"),
+    (lambda: cifar_resnet(20, num_classes=2.5), "num_classes"),
+])
+def test_channels_and_classes_must_be_positive(make, name):
+    with pytest.raises(ValueError, match=rf"{name} must be a positive integer"):
+        make()
+
+
+@pytest.mark.parametrize("changes,field", [
+    (dict(lr=-1), "lr"), (dict(lr=0), "lr"), (dict(lr=float("nan")), "lr"),
+    (dict(batch_size=0), "batch_size"), (dict(batch_size=12.5), "batch_size"),
+    (dict(momentum=1.0), "momentum"), (dict(weight_decay=-1e-4), "weight_decay"),
+])
+def test_train_config_refuses_impossible_values(changes, field):
+    with pytest.raises(ValueError, match=rf"^{field} must be"):
+        resnet_lab.training.TrainConfig(**changes)
+
+
+def test_uint8_images_are_explained_with_the_conversion():
+    model = cifar_resnet(8, in_channels=1).eval()
+    images = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
+    with pytest.raises(TypeError, match=r"expects a torch.float32 image batch.*got torch.uint8.*x\.float\(\) / 255"):
+        model(images)
+    with torch.no_grad():
+        assert model(images.float() / 255).shape == (2, 10)  # the advice works
+
+
+def test_float64_images_are_explained_with_the_conversion():
+    model = resnet_lab.resnet18().eval()
+    with pytest.raises(TypeError, match=r"got torch.float64\. Convert it: x\.float\(\)"):
+        model(torch.rand(1, 3, 64, 64, dtype=torch.float64))
+    double = cifar_resnet(8).double().eval()  # a float64 model takes float64 input
+    with torch.no_grad():
+        assert double(torch.rand(1, 3, 32, 32, dtype=torch.float64)).dtype == torch.float64
+    with pytest.raises(TypeError, match=r"expects a torch.float64 image batch.*x\.to\(torch.float64\)"):
+        double(torch.rand(1, 3, 32, 32))

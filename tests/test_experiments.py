@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from resnet_lab import data, experiments, plots  # noqa: E402
-from resnet_lab.training import TrainConfig  # noqa: E402
+from resnet_lab.training import History, TrainConfig  # noqa: E402
 
 NET_NAMES = ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
 HISTORY_KEYS = {"epoch", "train_loss", "train_error", "val_error", "test_error", "lr", "seconds", "step", "step_train_error"}
@@ -106,14 +106,14 @@ def test_fast_degradation_cli_writes_a_record_and_plots(tmp_path, monkeypatch, c
     for split, size in (("train", 128), ("val", 64), ("test", 64)):
         monkeypatch.setitem(data.FAST_SIZES, split, size)  # smaller still than fast mode: just the plumbing
     threads = torch.get_num_threads()
-    try:
-        experiments.main(["degradation", "--fast", "--epochs", "1", "--no-progress", "--threads", "1", "--save-as", "mini"])
-    finally:
-        torch.set_num_threads(threads)
+    experiments.main(["degradation", "--fast", "--epochs", "1", "--no-progress", "--save-as", "mini"])
+    assert torch.get_num_threads() == threads  # the run's one thread was not left behind
     assert "record written" in capsys.readouterr().out
     record = experiments.load_record("mini")
     check_schema(record, NET_NAMES)
     assert record["mode"] == "fast" and record["dataset"]["train"] == 128
+    assert record["environment"]["torch_threads"] == 1  # --fast: one thread, as recorded
+    assert {net["history"]["threads"] for net in record["nets"].values()} == {1}
     assert set(record["findings"]) >= {"plain_gap", "resnet_gap", "degradation"}
 
     fig = plots.plot_degradation(record)
@@ -134,6 +134,22 @@ def test_fast_degradation_cli_writes_a_record_and_plots(tmp_path, monkeypatch, c
     plt.close(fig)
     text = experiments.format_record(record)
     assert "(from" not in text and str(data.DATA_DIR) not in text  # no path of the recording machine
+
+
+def test_full_mode_asked_for_is_full_mode_even_under_the_test_suite(monkeypatch):
+    monkeypatch.setenv("RESNET_LAB_FAST", "1")
+    seen = []
+
+    def fake_train(model, splits, config, *, progress, device, threads, description):
+        seen.append((description, len(splits.train), config.epochs, threads))
+        return History(epoch=[1], train_loss=[1.0], train_error=[50.0], val_error=[50.0], test_error=[50.0], lr=[0.1],
+                       seconds=[1.0], final_test_error=50.0, threads=threads)  # fmt: skip
+
+    monkeypatch.setattr(experiments, "train", fake_train)
+    record = experiments.run_degradation(fast=False, nets=["ResNet-20"], progress=False)
+    assert seen == [("ResNet-20", 9000, 10, torch.get_num_threads())]  # the whole subset, 10 epochs, threads as set
+    assert record["mode"] == "full" and record["config"]["epochs"] == 10
+    assert record["environment"]["torch_threads"] == torch.get_num_threads()
 
 
 def test_fast_mode_recipe_is_small():
