@@ -13,14 +13,24 @@ def test_version_exists():
     assert isinstance(resnet_lab.__version__, str) and resnet_lab.__version__.count(".") == 2
 
 
+def assert_same_state(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
+    """Same keys in the same order, and every tensor bit for bit equal."""
+    mine, other = ours.state_dict(), theirs.state_dict()
+    assert list(mine) == list(other)  # same names, same order
+    different = [name for name in other if not torch.equal(mine[name], other[name])]
+    assert not different, f"{len(different)} tensors differ, first: {different[:3]}"
+
+
 @pytest.mark.parametrize("depth", sorted(TORCHVISION_PARAMS))
-def test_builders_match_torchvision_weights_and_outputs(depth):
+def test_builders_initialise_and_compute_exactly_as_torchvision(depth):
     torch.manual_seed(depth)
     theirs = getattr(torchvision.models, f"resnet{depth}")().eval()
+    torch.manual_seed(depth)
     ours = getattr(resnet_lab, f"resnet{depth}")().eval()
-    assert list(ours.state_dict()) == list(theirs.state_dict())  # same names, same order
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(2, 3, 224, 224)
+    # From the same seed, the same weights bit for bit (Kaiming normal, fan_out, BN (1, 0), fc as nn.Linear's):
+    # a from-scratch run can be compared with torchvision's, and a change of init cannot slip through.
+    assert_same_state(ours, theirs)
+    x = torch.randn(2, 3, 64, 64)  # any size >= 32 exercises every layer; 224x224 would only cost time
     with torch.no_grad():
         diff = (ours(x) - theirs(x)).abs().max().item()
     assert diff < 1e-5
@@ -94,14 +104,16 @@ def test_plain_imagenet_nets_match_table_2_layout():
     assert plain34.description.startswith("plain-34")
 
 
-def test_zero_init_residual_zeroes_the_last_bn_of_every_block():
-    model = resnet_lab.resnet50(zero_init_residual=True)
-    blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
-    assert len(blocks) == 16
-    assert all(torch.count_nonzero(b.bn3.weight) == 0 for b in blocks)
-    assert all(torch.count_nonzero(b.bn2.weight) > 0 for b in blocks)
-    tv = torchvision.models.resnet50(zero_init_residual=True)
-    assert all(torch.count_nonzero(b.bn3.weight) == 0 for b in tv.modules() if isinstance(b, torchvision.models.resnet.Bottleneck))
+@pytest.mark.parametrize("depth,block", [(18, BasicBlock), (50, Bottleneck)])
+def test_zero_init_residual_zeroes_the_last_bn_of_every_block(depth, block):
+    torch.manual_seed(0)
+    model = resnet(depth, zero_init_residual=True)
+    blocks = [m for m in model.modules() if isinstance(m, block)]
+    assert len(blocks) == sum(resnet_lab.IMAGENET_CONFIGS[depth][1])
+    assert all(torch.count_nonzero(b.last_bn.weight) == 0 for b in blocks)
+    assert all(torch.count_nonzero(b.bn1.weight) > 0 for b in blocks)
+    torch.manual_seed(0)
+    assert_same_state(model, getattr(torchvision.models, f"resnet{depth}")(zero_init_residual=True))
 
 
 def test_zero_init_block_is_identity_plus_relu():
