@@ -40,19 +40,20 @@ def test_builders_initialise_and_compute_exactly_as_torchvision(depth):
 @pytest.mark.parametrize("depth", [18, 50])
 @pytest.mark.parametrize("size", [(32, 32), (160, 160), (256, 192), (97, 131)])
 def test_any_input_size_that_survives_downsampling(depth, size):
-    model = resnet(depth, num_classes=7).eval()
-    with torch.no_grad():
+    with torch.device("meta"):  # shapes only: the meta device runs no arithmetic
+        model = resnet(depth, num_classes=7).eval()
         assert model(torch.randn(1, 3, *size)).shape == (1, 7)
 
 
 def test_in_channels_option():
-    model = resnet_lab.resnet18(in_channels=1, num_classes=10).eval()
-    with torch.no_grad():
+    with torch.device("meta"):
+        model = resnet_lab.resnet18(in_channels=1, num_classes=10).eval()
         assert model(torch.randn(2, 1, 64, 64)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("depth", sorted(CIFAR_PARAMS))
 def test_cifar_parameter_counts_match_table_6(depth):
+    # (not on the meta device: its init runs through Python decompositions, slower than the CPU for small convs)
     assert count_parameters(cifar_resnet(depth)) == CIFAR_PARAMS[depth]
     assert count_parameters(cifar_resnet(depth, residual=False)) == CIFAR_PARAMS[depth]
 
@@ -95,11 +96,13 @@ def test_plain_cifar_net_has_no_shortcut_and_differs_from_residual():
 
 
 def test_plain_imagenet_nets_match_table_2_layout():
-    plain18 = resnet_lab.resnet18(residual=False)
-    plain34 = resnet_lab.resnet34(residual=False)
+    with torch.device("meta"):
+        plain18 = resnet_lab.resnet18(residual=False)
+        plain34 = resnet_lab.resnet34(residual=False)
+        resnet18 = resnet_lab.resnet18()
     assert all(b.downsample is None for b in plain34.modules() if isinstance(b, BasicBlock))
     # Without projections the plain nets have fewer parameters than ResNet-18/34 (option B).
-    proj18 = sum(p.numel() for n, p in resnet_lab.resnet18().named_parameters() if "downsample" in n)
+    proj18 = sum(p.numel() for n, p in resnet18.named_parameters() if "downsample" in n)
     assert count_parameters(plain18) == TORCHVISION_PARAMS[18] - proj18
     assert plain34.description.startswith("plain-34")
 
@@ -137,9 +140,10 @@ def test_shortcut_options(shortcut, expected):
 
 
 def test_option_c_adds_projections_everywhere():
-    b = count_parameters(resnet_lab.resnet18(shortcut="B"))
-    c = count_parameters(resnet_lab.resnet18(shortcut="C"))
-    a = count_parameters(resnet_lab.resnet18(shortcut="A"))
+    with torch.device("meta"):
+        b = count_parameters(resnet_lab.resnet18(shortcut="B"))
+        c = count_parameters(resnet_lab.resnet18(shortcut="C"))
+        a = count_parameters(resnet_lab.resnet18(shortcut="A"))
     assert a < b < c
 
 
@@ -156,7 +160,8 @@ def test_bottleneck_stride_placement():
 
 def test_bottleneck_matches_torchvision_block():
     torch.manual_seed(1)
-    tv_block = torchvision.models.resnet50().layer2[0].eval()
+    projection = torch.nn.Sequential(resnet_lab.conv1x1(256, 512, stride=2), torch.nn.BatchNorm2d(512))
+    tv_block = torchvision.models.resnet.Bottleneck(256, 128, stride=2, downsample=projection).eval()  # resnet50's layer2[0]
     ours = Bottleneck(256, 128, stride=2).eval()
     ours.load_state_dict(tv_block.state_dict())
     x = torch.randn(2, 256, 14, 14)
@@ -179,15 +184,15 @@ def test_make_stage_reports_its_blocks():
 
 
 def test_make_stages_builds_every_stage_and_one_table():
-    stages, table = make_stages(Bottleneck, 64, widths=(64, 128, 256, 512), depths=(3, 4, 6, 3), strides=(1, 2, 2, 2))
+    with torch.device("meta"):  # shapes and tables only
+        stages, table = make_stages(Bottleneck, 64, widths=(64, 128, 256, 512), depths=(3, 4, 6, 3), strides=(1, 2, 2, 2))
+        assert table == resnet_lab.resnet50().block_table  # the network is built from the same call
+        x = torch.randn(1, 64, 32, 32)
+        for stage in stages.values():
+            x = stage.eval()(x)
     assert list(stages) == ["layer1", "layer2", "layer3", "layer4"]
     assert [len(stage) for stage in stages.values()] == [3, 4, 6, 3]
     assert [r.stage for r in table] == [f"layer{i}" for i, n in zip((1, 2, 3, 4), (3, 4, 6, 3)) for _ in range(n)]
-    assert table == resnet_lab.resnet50().block_table  # the network is built from the same call
-    x = torch.randn(1, 64, 32, 32)
-    with torch.no_grad():
-        for stage in stages.values():
-            x = stage.eval()(x)
     assert x.shape == (1, 2048, 4, 4)
 
 
@@ -247,7 +252,8 @@ def test_imagenet_configs_are_table_1(depth):
 
 
 def test_model_block_table_follows_the_channel_rule():
-    table = resnet_lab.resnet50().block_table
+    with torch.device("meta"):
+        table = resnet_lab.resnet50().block_table
     firsts = [r for r in table if r.index == 0]
     assert [(r.in_channels, r.out_channels, r.stride) for r in firsts] == [
         (64, 256, 1), (256, 512, 2), (512, 1024, 2), (1024, 2048, 2)
