@@ -15,7 +15,7 @@ from torch import nn
 
 from .blocks import BasicBlock, Block, Bottleneck, check_shortcut_option, check_stride_placement, is_block
 from .costs import state_dict_mismatch
-from .stages import make_stages
+from .stages import BlockInfo, make_stages
 
 # The paper's Table 1: block type and blocks per stage for each depth.
 IMAGENET_CONFIGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
@@ -37,6 +37,22 @@ class _CheckedModel(nn.Module):
     in_channels: int
     min_input_size: int
     description: str
+    block_table: list[BlockInfo]  # one row per block (see stages.make_stages)
+
+    def add_stages_and_head(
+        self, stages: dict[str, nn.Sequential], table: list[BlockInfo], num_classes: int, zero_init_residual: bool
+    ) -> None:
+        """After the stem: register the stages (from ``make_stages``), global average pooling and the fc layer,
+        then initialise every weight. Modules are registered in torchvision's order, so state-dict keys and
+        the weights drawn from a seed are torchvision's."""
+        for name, stage in stages.items():
+            self.add_module(name, stage)
+        self.block_table = table
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(table[-1].out_channels, num_classes)
+        init_weights(self)
+        if zero_init_residual:
+            zero_init_last_bn(self)
 
     def check_sizes(self, in_channels: int, num_classes: int) -> None:
         """Raise ``ValueError`` unless the image channels and the number of classes are positive integers."""
@@ -146,15 +162,8 @@ class ResNet(_CheckedModel):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        stages, self.block_table = make_stages(block, 64, IMAGENET_WIDTHS, layers, IMAGENET_STRIDES, **block_kwargs)
-        for name, stage in stages.items():
-            self.add_module(name, stage)  # layer1 .. layer4
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(self.block_table[-1].out_channels, num_classes)
-
-        init_weights(self)
-        if zero_init_residual:
-            zero_init_last_bn(self)
+        stages, table = make_stages(block, 64, IMAGENET_WIDTHS, layers, IMAGENET_STRIDES, **block_kwargs)
+        self.add_stages_and_head(stages, table, num_classes, zero_init_residual)  # layer1 .. layer4, avgpool, fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -245,17 +254,10 @@ class CifarResNet(_CheckedModel):
         self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=True)
-        stages, self.block_table = make_stages(
+        stages, table = make_stages(
             BasicBlock, 16, CIFAR_WIDTHS, (n, n, n), CIFAR_STRIDES, shortcut=shortcut, residual=residual
         )
-        for name, stage in stages.items():
-            self.add_module(name, stage)  # layer1 .. layer3
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(self.block_table[-1].out_channels, num_classes)
-
-        init_weights(self)
-        if zero_init_residual:
-            zero_init_last_bn(self)
+        self.add_stages_and_head(stages, table, num_classes, zero_init_residual)  # layer1 .. layer3, avgpool, fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
