@@ -3,6 +3,7 @@
     python -m resnet_lab.experiments degradation          # 4 nets on the shipped subset, <= 10 min on 2 cores
     python -m resnet_lab.experiments degradation --fast   # the same in under a minute (tiny data)
     python -m resnet_lab.experiments fashion-full         # ResNet-20 on the 60k/10k Fashion-MNIST
+    torchrun --standalone --nproc_per_node=2 -m resnet_lab.experiments degradation   # the same, 2 processes
 
 Each run writes a JSON run record to data/runs/: configuration, per-epoch curves per net,
 final errors (percent), seconds, torch version, CPU/GPU name and seed. ``load_record`` reads one.
@@ -168,7 +169,7 @@ def run_degradation(
             break
     record["total_seconds"] = round(time.perf_counter() - started, 1)
     record["findings"] = degradation_findings(record)
-    if save_as:
+    if save_as and runtime.processes().is_main:  # under torchrun: one record, from rank 0
         save_record(record, save_as)
     return record
 
@@ -196,7 +197,7 @@ def run_fashion_full(
     )
     record["total_seconds"] = round(time.perf_counter() - started, 1)
     record["test_accuracy"] = None if history.final_test_error is None else 100.0 - history.final_test_error
-    if save_as:
+    if save_as and runtime.processes().is_main:  # under torchrun: one record, from rank 0
         save_record(record, save_as)
     return record
 
@@ -303,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         record = run_fashion_full(fast=fast, config=config, progress=progress, threads=args.threads, save_as=save_as,
                                   notes=args.notes)  # fmt: skip
+    if not runtime.processes().is_main:
+        return  # under torchrun: rank 0 reports
     print(format_record(record))
     if record.get("findings"):
         print(json.dumps(record["findings"], indent=1))
