@@ -119,7 +119,9 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a shortcut: out = ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x)).
 
     Shapes: (N, in_channels, H, W) -> (N, planes, H/stride, W/stride). ``expansion`` is 1:
-    the block's output width equals ``planes``.
+    the block's output width equals ``planes``. ``stride_at`` is accepted for a uniform block
+    interface: with no 1x1 conv on its branch, both "3x3" and "1x1" put the stride on the first
+    3x3 conv (ResNet-18/34 are the same in v1 and v1.5).
     """
 
     expansion: ClassVar[int] = 1  # output width = planes * expansion
@@ -133,8 +135,10 @@ class BasicBlock(nn.Module):
         *,
         shortcut: str = "B",
         residual: bool = True,
+        stride_at: str = "3x3",
     ) -> None:
         super().__init__()
+        check_stride_placement(stride_at)
         out_channels = planes * self.expansion
         self.conv1 = conv3x3(in_channels, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)

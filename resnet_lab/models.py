@@ -144,7 +144,7 @@ class ResNet(_CheckedModel):
         **block_kwargs: Any,
     ) -> None:
         """``block_kwargs`` go to every block, after ``shortcut`` and ``residual`` (and ``stride_at``
-        when it is not the default "3x3", which only bottlenecks take)."""
+        when it is not the default "3x3", so a block type of your own needs to take it only for v1)."""
         super().__init__()
         check_shortcut_option(shortcut)
         check_stride_placement(stride_at)
