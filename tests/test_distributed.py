@@ -63,7 +63,7 @@ def test_two_processes_train_as_one_process_accumulating_their_batches(tmp_path)
     trained = torch.load(tmp_path / "model.pt", weights_only=True)
     expected = reference_state()
     worst = max((trained[name] - value).abs().max().item() for name, value in expected.items())
-    assert worst < 1e-5, f"largest parameter difference {worst:.2e}"  # float sums in another order: ~1e-7
+    assert worst < 1e-5, f"largest parameter difference {worst:.2e}"  # measured 0.0 here; 1e-5 allows other sum orders
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["processes"] == WORLD and history["epoch"] == [1, 2]
     assert len(history["step_train_error"]) == len(history["step"])
