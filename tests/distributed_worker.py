@@ -9,7 +9,6 @@ reference from the same functions.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -21,13 +20,7 @@ from resnet_lab import cifar_resnet, data, runtime, training
 
 def tiny_splits() -> data.Splits:
     """Fast-mode Fashion-MNIST cut to 64 train / 30 val / 30 test images: every code path, in seconds."""
-    splits = data.load_fashion_mnist("subset", fast=True)
-    return dataclasses.replace(
-        splits,
-        train=splits.train.select(torch.arange(64)),
-        val=splits.val.select(torch.arange(30)),
-        test=splits.test.select(torch.arange(30)),
-    )
+    return data.load_fashion_mnist("subset", fast=True).first(train=64, val=30, test=30)
 
 
 def tiny_config() -> training.TrainConfig:
