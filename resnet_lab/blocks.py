@@ -119,10 +119,13 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a shortcut: out = ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x)).
 
     Shapes: (N, in_channels, H, W) -> (N, planes, H/stride, W/stride). ``expansion`` is 1:
-    the block's output width equals ``planes``.
+    the block's output width equals ``planes``. ``stride_at`` is accepted for a uniform block
+    interface: with no 1x1 conv on its branch, both "3x3" and "1x1" put the stride on the first
+    3x3 conv (ResNet-18/34 are the same in v1 and v1.5).
     """
 
-    expansion: ClassVar[int] = 1
+    expansion: ClassVar[int] = 1  # output width = planes * expansion
+    branch_convs: ClassVar[tuple[str, ...]] = ("conv1", "conv2")  # the residual branch's convs, in order
 
     def __init__(
         self,
@@ -132,8 +135,10 @@ class BasicBlock(nn.Module):
         *,
         shortcut: str = "B",
         residual: bool = True,
+        stride_at: str = "3x3",
     ) -> None:
         super().__init__()
+        check_stride_placement(stride_at)
         out_channels = planes * self.expansion
         self.conv1 = conv3x3(in_channels, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -169,7 +174,8 @@ class Bottleneck(nn.Module):
     three quarters of the pixels before looking at them and costs fewer FLOPs.
     """
 
-    expansion: ClassVar[int] = 4
+    expansion: ClassVar[int] = 4  # output width = planes * expansion
+    branch_convs: ClassVar[tuple[str, ...]] = ("conv1", "conv2", "conv3")  # the residual branch's convs, in order
 
     def __init__(
         self,
@@ -214,4 +220,12 @@ class Bottleneck(nn.Module):
         return self.bn3
 
 
-Block = type[BasicBlock] | type[Bottleneck]
+Block = type[nn.Module]
+"""A block class: ``block(in_channels, planes, stride, **kwargs)`` builds one block. The networks read only
+its class attributes ``expansion`` and ``branch_convs`` and its instances' ``out_channels``, ``downsample``,
+``residual`` and ``last_bn``, so new block types (pre-activation, grouped, SE, ...) fit without changes there."""
+
+
+def is_block(module: nn.Module) -> bool:
+    """True for a residual/plain block of this package (or any module that follows the same protocol)."""
+    return isinstance(getattr(type(module), "expansion", None), int) and hasattr(module, "branch_convs")

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .blocks import BasicBlock, Block, Bottleneck, check_shortcut_option, check_stride_placement
-from .stages import BlockInfo, make_stage
+from .blocks import BasicBlock, Block, Bottleneck, check_shortcut_option, check_stride_placement, is_block
+from .costs import state_dict_mismatch
+from .stages import BlockInfo, make_stages
 
 # The paper's Table 1: block type and blocks per stage for each depth.
 IMAGENET_CONFIGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
@@ -24,6 +25,10 @@ IMAGENET_CONFIGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
 }
+IMAGENET_WIDTHS = (64, 128, 256, 512)  # planes of conv2_x .. conv5_x (x block.expansion at the output)
+IMAGENET_STRIDES = (1, 2, 2, 2)  # the max pool has already halved the map before conv2_x
+CIFAR_WIDTHS = (16, 32, 64)  # Section 4.2: maps of 32, 16, 8 pixels on CIFAR
+CIFAR_STRIDES = (1, 2, 2)
 
 
 class _CheckedModel(nn.Module):
@@ -32,9 +37,43 @@ class _CheckedModel(nn.Module):
     in_channels: int
     min_input_size: int
     description: str
+    block_table: list[BlockInfo]  # one row per block (see stages.make_stages)
+
+    def add_stages_and_head(
+        self, stages: dict[str, nn.Sequential], table: list[BlockInfo], num_classes: int, zero_init_residual: bool
+    ) -> None:
+        """After the stem: register the stages (from ``make_stages``), global average pooling and the fc layer,
+        then initialise every weight. Modules are registered in torchvision's order, so state-dict keys and
+        the weights drawn from a seed are torchvision's."""
+        for name, stage in stages.items():
+            self.add_module(name, stage)
+        self.block_table = table
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(table[-1].out_channels, num_classes)
+        init_weights(self)
+        if zero_init_residual:
+            zero_init_last_bn(self)
+
+    def check_sizes(self, in_channels: int, num_classes: int) -> None:
+        """Raise ``ValueError`` unless the image channels and the number of classes are positive integers."""
+        for name, value, example in (("in_channels", in_channels, "3 for RGB, 1 for grayscale"),
+                                     ("num_classes", num_classes, "10 for CIFAR-10 and Fashion-MNIST")):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer ({example}); got {value!r}")
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` is (N, in_channels, H, W) with H, W >= min_input_size."""
+        """Raise ``ValueError`` unless ``x`` is (N, in_channels, H, W) with H, W >= min_input_size, ``TypeError``
+        unless its dtype is the weights' (float32 normally)."""
+        weight_dtype = self.conv1.weight.dtype
+        if x.dtype != weight_dtype:
+            if x.is_floating_point():
+                how = f"x.to({weight_dtype})" if weight_dtype != torch.float32 else "x.float()"
+            else:
+                how = "x.float() / 255 for 0..255 pixels, then normalize them as the training data"
+            raise TypeError(
+                f"{self.description} expects a {weight_dtype} image batch (the dtype of its weights); got {x.dtype}. "
+                f"Convert it: {how}."
+            )
         expected = f"(N, {self.in_channels}, H, W) with H, W >= {self.min_input_size}"
         if x.dim() != 4:
             hint = " (a single image? add the batch dimension with x.unsqueeze(0))" if x.dim() == 3 else ""
@@ -64,33 +103,10 @@ class _CheckedModel(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, Any], show: int = 5) -> str:
-    """Describe missing keys, unexpected keys and shape mismatches; ``""`` when ``state_dict`` fits."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    wrong_shape = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
-
-    def listing(title: str, items: list[str]) -> str:
-        more = f", ... ({len(items) - show} more)" if len(items) > show else ""
-        return f"  {len(items)} {title}: {', '.join(items[:show])}{more}"
-
-    parts = [
-        listing(title, items)
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape))
-        if items
-    ]
-    return "\n".join(parts)
-
-
 def zero_init_last_bn(model: nn.Module) -> None:
     """Set the last BN weight (gamma) of every residual branch to 0, so each block starts as the identity."""
     for module in model.modules():
-        if isinstance(module, (BasicBlock, Bottleneck)):
+        if is_block(module):
             nn.init.zeros_(module.last_bn.weight)
 
 
@@ -125,16 +141,20 @@ class ResNet(_CheckedModel):
         shortcut: str = "B",
         residual: bool = True,
         stride_at: str = "3x3",
+        **block_kwargs: Any,
     ) -> None:
+        """``block_kwargs`` go to every block, after ``shortcut`` and ``residual`` (and ``stride_at``
+        when it is not the default "3x3", so a block type of your own needs to take it only for v1)."""
         super().__init__()
         check_shortcut_option(shortcut)
         check_stride_placement(stride_at)
         if len(layers) != 4 or min(layers) < 1:
             raise ValueError(f"layers must give 4 stages of at least one block each, e.g. [3, 4, 6, 3]; got {layers}")
-        block_kwargs: dict[str, Any] = {"shortcut": shortcut, "residual": residual}
-        if block is Bottleneck:
+        self.check_sizes(in_channels, num_classes)
+        block_kwargs = {"shortcut": shortcut, "residual": residual, **block_kwargs}
+        if stride_at != "3x3":
             block_kwargs["stride_at"] = stride_at
-        depth = sum(layers) * (3 if block is Bottleneck else 2) + 2
+        depth = sum(layers) * len(block.branch_convs) + 2
         self.description = f"{'ResNet' if residual else 'plain'}-{depth} ({block.__name__}, layers {list(layers)})"
         self.in_channels = in_channels
 
@@ -142,19 +162,8 @@ class ResNet(_CheckedModel):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        width = 64
-        self.block_table: list[BlockInfo] = []
-        for i, (planes, blocks, stride) in enumerate(zip((64, 128, 256, 512), layers, (1, 2, 2, 2)), start=1):
-            stage, table = make_stage(block, width, planes, blocks, stride, name=f"layer{i}", **block_kwargs)
-            setattr(self, f"layer{i}", stage)
-            self.block_table += table
-            width = table[-1].out_channels
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width, num_classes)
-
-        init_weights(self)
-        if zero_init_residual:
-            zero_init_last_bn(self)
+        stages, table = make_stages(block, 64, IMAGENET_WIDTHS, layers, IMAGENET_STRIDES, **block_kwargs)
+        self.add_stages_and_head(stages, table, num_classes, zero_init_residual)  # layer1 .. layer4, avgpool, fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -238,27 +247,17 @@ class CifarResNet(_CheckedModel):
         super().__init__()
         n = check_cifar_depth(depth)
         check_shortcut_option(shortcut)
+        self.check_sizes(in_channels, num_classes)
         self.depth = depth
         self.in_channels = in_channels
         self.description = f"{'ResNet' if residual else 'plain'}-{depth} (CIFAR, n={n})"
         self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=True)
-        width = 16
-        self.block_table: list[BlockInfo] = []
-        for i, (planes, stride) in enumerate(zip((16, 32, 64), (1, 2, 2)), start=1):
-            stage, table = make_stage(
-                BasicBlock, width, planes, n, stride, name=f"layer{i}", shortcut=shortcut, residual=residual
-            )
-            setattr(self, f"layer{i}", stage)
-            self.block_table += table
-            width = table[-1].out_channels
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width, num_classes)
-
-        init_weights(self)
-        if zero_init_residual:
-            zero_init_last_bn(self)
+        stages, table = make_stages(
+            BasicBlock, 16, CIFAR_WIDTHS, (n, n, n), CIFAR_STRIDES, shortcut=shortcut, residual=residual
+        )
+        self.add_stages_and_head(stages, table, num_classes, zero_init_residual)  # layer1 .. layer3, avgpool, fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -5,6 +5,12 @@
 SGD with momentum 0.9 and weight decay 1e-4, batch 128, peak learning rate 0.1 with a
 per-iteration schedule, pad-4 random crops and horizontal flips. Errors are in percent.
 Ctrl-C (KeyboardInterrupt) stops training and returns the history so far.
+
+The same ``train`` runs unchanged under ``torchrun --nproc_per_node=N``: it joins the process group
+torchrun describes (gloo on the CPU, NCCL on GPUs), wraps the model in ``DistributedDataParallel``,
+gives each process its share of the in-memory data (a new order each epoch, the same on every rank
+from the shared seed), sums the evaluation over processes, and only rank 0 shows progress and writes
+checkpoints. ``batch_size`` is then per process: the global batch is ``N * batch_size``.
 """
 
 from __future__ import annotations
@@ -14,20 +20,21 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, batches
-from .runtime import fast_mode, pick_device, seed_everything
+from .runtime import Processes, pick_device, processes, seed_everything, torch_threads
 
 SCHEDULES = ("onecycle", "step", "cosine", "constant")
-FAST_MAX_EPOCHS = 2  # in fast mode (RESNET_LAB_FAST=1) train() runs at most this many epochs
 
 
 @dataclass
@@ -72,6 +79,14 @@ class TrainConfig:
             raise ValueError(f"random_erasing is a probability in [0, 1]; got {self.random_erasing}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1; got {self.epochs}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer (the paper's is 128); got {self.batch_size!r}")
+        if not self.lr > 0:  # also catches NaN
+            raise ValueError(f"lr must be > 0 (it is the peak learning rate; the paper's is 0.1); got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1) (the paper's is 0.9); got {self.momentum}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0 (the paper's is 1e-4); got {self.weight_decay}")
 
 
 @dataclass
@@ -80,7 +95,9 @@ class History:
 
     Errors are percentages. ``test_error`` holds None for epochs where the test set was not
     evaluated (``TrainConfig.test_every_epoch=False``). ``train_error`` is measured on the fly on
-    the augmented batches of the epoch, as the paper's training curves are.
+    the augmented batches of the epoch, as the paper's training curves are. ``device``,
+    ``precision`` ("bf16" or "fp32"), ``channels_last`` and ``threads`` are what ``train`` settled
+    on (``TrainConfig`` may say "auto"), so a history says how it was made.
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -96,6 +113,11 @@ class History:
     interrupted: bool = False
     best_epoch: int | None = None  # epoch with the lowest validation error
     final_test_error: float | None = None  # test error of the returned model
+    device: str | None = None  # e.g. "cpu", "cuda"
+    precision: str | None = None  # "bf16" (autocast) or "fp32"
+    channels_last: bool | None = None
+    threads: int | None = None  # torch CPU threads during training
+    processes: int | None = None  # training processes (torchrun's world size; 1 without it)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -169,9 +191,16 @@ def evaluate(
     batch_size: int = 500,
     precision: str = "auto",
     device: torch.device | None = None,
+    group: Processes | None = None,
 ) -> float:
-    """Error in percent of ``model`` on ``dataset`` (e.g. splits.val or splits.test), normalized with ``splits``' statistics."""
+    """Error in percent of ``model`` on ``dataset`` (e.g. splits.val or splits.test), normalized with ``splits``' statistics.
+
+    With ``group`` of several processes each evaluates every ``world_size``-th image and the counts are summed.
+    """
     device = device or next(model.parameters()).device
+    group = group or Processes()
+    if group.distributed:
+        dataset = dataset.select(torch.arange(group.rank, len(dataset), group.world_size))
     bf16 = use_bf16(precision, device)
     was_training = model.training
     model.eval()
@@ -180,7 +209,36 @@ def evaluate(
         for x, y in batches(dataset, splits.mean, splits.std, batch_size=batch_size, device=device):
             wrong += (model(x).argmax(dim=1) != y).sum().item()
     model.train(was_training)
-    return 100.0 * wrong / max(1, len(dataset))
+    wrong, total = _sum_over_processes([wrong, len(dataset)], group, device)
+    return 100.0 * wrong / max(1, total)
+
+
+def _sum_over_processes(values: list[float], group: Processes, device: torch.device) -> list[float]:
+    """``values`` summed over all processes (all-reduce); unchanged in a single process."""
+    if not group.distributed:
+        return values
+    totals = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    return totals.tolist()
+
+
+def shard(dataset: ImageSet, group: Processes, generator: torch.Generator) -> ImageSet:
+    """This process's share of ``dataset`` for one epoch: a random order drawn from ``generator`` (seeded alike
+    on every rank, so all ranks draw the same order), then every ``world_size``-th image from ``rank`` on.
+
+    Every rank gets ``len(dataset) // world_size`` images (the remainder waits for the next epoch's order),
+    so all ranks take the same number of steps.
+    """
+    order = torch.randperm(len(dataset), generator=generator)
+    per_rank = len(dataset) // group.world_size
+    return dataset.select(order[group.rank :: group.world_size][:per_rank])
+
+
+def _same_buffers_everywhere(model: nn.Module, group: Processes) -> None:
+    """Copy rank 0's BN running statistics to every rank, so all processes evaluate and return the same model."""
+    if group.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def _progress_bar(total: int, enabled: bool, description: str):
@@ -197,35 +255,41 @@ def train(
     splits: Splits,
     config: TrainConfig | None = None,
     *,
-    progress: bool | None = None,
+    progress: bool = True,
     device: torch.device | str | None = None,
+    threads: int | None = None,
+    sync_bn: bool = False,
     checkpoint_path: str | Path | None = None,
     description: str | None = None,
 ) -> History:
     """Train ``model`` on ``splits.train`` (images (N, C, H, W)), evaluate on val (and test) each epoch.
 
-    progress: a tqdm progress bar (None = on, except in fast mode, so notebook outputs stay
-    stable under nbval). In fast mode (RESNET_LAB_FAST=1) at most ``FAST_MAX_EPOCHS`` epochs
-    run, on one CPU thread. checkpoint_path: saved atomically after every epoch. Returns a ``History``; on KeyboardInterrupt returns the history of the complete epochs so far (the
-    model keeps its weights). With ``keep_best`` the weights of the best validation epoch are
-    restored at the end. The test set is evaluated every epoch (``test_every_epoch``) or once at
-    the end on the returned model (``History.final_test_error``).
+    Everything the run does is in the arguments: ``config`` (epochs, batch size, precision, ...),
+    ``device`` (None: the GPU if there is one), ``threads`` (torch CPU threads while training, the
+    count restored after; None: leave torch's setting). The environment is not consulted: to train
+    less under the test suite, pass fewer epochs and smaller splits.
+    progress: a tqdm progress bar. checkpoint_path: saved atomically after every epoch.
+    Under torchrun (see the module docstring) ``sync_bn=True`` normalises with batch statistics over all
+    processes (``SyncBatchNorm``; CUDA only, torch refuses it on the CPU).
+    Returns a ``History``, including the precision, memory format and threads it settled on; on
+    KeyboardInterrupt returns the history of the complete epochs so far (the model keeps its
+    weights). With ``keep_best`` the weights of the best validation epoch are restored at the end.
+    The test set is evaluated every epoch (``test_every_epoch``) or once at the end on the returned
+    model (``History.final_test_error``).
     """
     config = config or TrainConfig()
     device = torch.device(device) if device is not None else pick_device()
-    progress = (not fast_mode()) if progress is None else progress
     description = description or str(getattr(model, "description", type(model).__name__))
-    if not fast_mode():
-        return _train(model, splits, config, progress, device, checkpoint_path, description)
-    # Fast mode (CI, notebooks under nbval): few epochs, and one CPU thread -- tiny batches gain
-    # little from a second thread, and one thread stays fast when other jobs share the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train(model, splits, replace(config, epochs=min(config.epochs, FAST_MAX_EPOCHS)), progress, device,
-                      checkpoint_path, description)  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    group = processes()
+    if group.distributed and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", group.local_rank)
+    if sync_bn and device.type != "cuda":
+        raise ValueError(
+            "sync_bn=True needs CUDA: torch's SyncBatchNorm refuses CPU tensors. On the CPU leave it off "
+            "(each process then normalises its own batch of batch_size images)."
+        )
+    with torch_threads(threads) as used:
+        return _train(model, splits, config, progress, device, used, group, sync_bn, checkpoint_path, description)
 
 
 def _train(
@@ -234,40 +298,54 @@ def _train(
     config: TrainConfig,
     progress: bool,
     device: torch.device,
+    threads: int,
+    group: Processes,
+    sync_bn: bool,
     checkpoint_path: str | Path | None,
     description: str,
 ) -> History:
     """The training loop itself (see ``train``)."""
     generator = seed_everything(config.seed)
     bf16 = use_bf16(config.precision, device)
-    memory_format = torch.channels_last if use_channels_last(config, device, bf16) else torch.contiguous_format
+    channels_last = use_channels_last(config, device, bf16)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     model.to(device=device, memory_format=memory_format)
+    net = model  # what the training steps call: the model, or its DistributedDataParallel wrapper
+    if group.distributed:
+        if sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the BN layers in place
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-    steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
+    steps_per_epoch = math.ceil(len(splits.train) // group.world_size / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    history = History()
+    history = History(
+        device=device.type, precision="bf16" if bf16 else "fp32", channels_last=channels_last, threads=threads,
+        processes=group.world_size,
+    )  # fmt: skip
     best_val, best_state = math.inf, None
     step = 0
-    bar = _progress_bar(total_steps, progress, description)
+    bar = _progress_bar(total_steps, progress and group.is_main, description)
     try:
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             model.train()
             loss_sum = wrong = seen = 0.0
             window_wrong = window_seen = 0
+            # one process: batches() shuffles the whole set; several: each takes its shard of a shared order
+            images, shuffle = (shard(splits.train, group, generator), False) if group.distributed else (splits.train, True)
             epoch_batches = batches(
-                splits.train, splits.mean, splits.std, batch_size=config.batch_size, shuffle=True,
+                images, splits.mean, splits.std, batch_size=config.batch_size, shuffle=shuffle,
                 augment=config.augment, random_erasing=config.random_erasing, generator=generator, device=device, memory_format=memory_format,
             )  # fmt: skip
             for batch_index, (x, y) in enumerate(epoch_batches):
                 lr = learning_rate(config, step, total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                for param_group in optimizer.param_groups:
+                    param_group["lr"] = lr
                 with autocast(device, bf16):
-                    logits = model(x)  # (B, num_classes)
+                    logits = net(x)  # (B, num_classes)
                     loss = F.cross_entropy(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -282,6 +360,7 @@ def _train(
                 window_seen += len(y)
                 step += 1
                 if (batch_index + 1) * 10 // steps_per_epoch > batch_index * 10 // steps_per_epoch:  # a tenth of the epoch
+                    window_wrong, window_seen = _sum_over_processes([window_wrong, window_seen], group, device)
                     history.step.append(step)
                     history.step_train_error.append(100.0 * window_wrong / window_seen)
                     window_wrong = window_seen = 0
@@ -291,9 +370,11 @@ def _train(
                         f"{description}: the loss became {batch_loss} at iteration {step}; lower lr or add warm-up."
                     )
 
-            val_error = evaluate(model, splits.val, splits, precision=config.precision, device=device)
+            loss_sum, wrong, seen = _sum_over_processes([loss_sum, wrong, seen], group, device)
+            _same_buffers_everywhere(model, group)
+            val_error = evaluate(model, splits.val, splits, precision=config.precision, device=device, group=group)
             test_error = (
-                evaluate(model, splits.test, splits, precision=config.precision, device=device)
+                evaluate(model, splits.test, splits, precision=config.precision, device=device, group=group)
                 if config.test_every_epoch
                 else None
             )
@@ -309,17 +390,20 @@ def _train(
                 if config.keep_best:
                     best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix_str(f"epoch {epoch}: train err {history.train_error[-1]:.1f}%, val err {val_error:.1f}%")
-            if checkpoint_path is not None:
+            if checkpoint_path is not None and group.is_main:
                 save_checkpoint(checkpoint_path, model, history=history.to_dict(), config=asdict(config), epoch=epoch)
     except KeyboardInterrupt:
         history.interrupted = True
-        print(f"Interrupted: returning the history of {len(history.epoch)} complete epochs.", file=sys.stderr)
+        if group.is_main:
+            print(f"Interrupted: returning the history of {len(history.epoch)} complete epochs.", file=sys.stderr)
     finally:
         bar.close()
     if config.keep_best and best_state is not None:
         model.load_state_dict(best_state)
     if history.epoch and not config.test_every_epoch:
-        history.final_test_error = evaluate(model, splits.test, splits, precision=config.precision, device=device)
+        history.final_test_error = evaluate(
+            model, splits.test, splits, precision=config.precision, device=device, group=group
+        )
     elif history.epoch:
         final_epoch = history.best_epoch if config.keep_best and best_state is not None else history.epoch[-1]
         history.final_test_error = history.test_error[final_epoch - 1]
