@@ -28,7 +28,7 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from resnet_lab import cifar_resnet, data, training  # noqa: E402
-from resnet_lab.experiments import device_name  # noqa: E402
+from resnet_lab.runtime import device_name  # noqa: E402
 
 
 class PerSampleDataset(torch.utils.data.Dataset):

@@ -6,7 +6,7 @@ The notebooks build each piece by hand and then check it against the finished co
 __version__ = "0.1.0"
 
 from .blocks import BasicBlock, Bottleneck, ZeroPadShortcut, conv1x1, conv3x3, make_shortcut
-from .costs import count_macs, count_macs_by_layer, count_parameters
+from .costs import count_macs, count_macs_by_layer, count_parameters, state_dict_mismatch
 from .models import (
     IMAGENET_CONFIGS,
     CifarResNet,
@@ -19,7 +19,6 @@ from .models import (
     resnet50,
     resnet101,
     resnet152,
-    state_dict_mismatch,
 )
 from .runtime import fast_mode, pick_device, seed_everything
 from .shapes import (
@@ -30,11 +29,11 @@ from .shapes import (
     format_side_by_side,
     predicted_feature_map_table,
 )
-from .stages import BlockInfo, format_block_table, make_stage
+from .stages import BlockInfo, format_block_table, make_stage, make_stages
 
 # Submodules used as namespaces: resnet_lab.checks.basic_block(...), resnet_lab.training.train(...).
 # (plots and experiments import matplotlib, so they load only when asked for.)
-from . import checkpoints, checks, data, training  # noqa: E402
+from . import checkpoints, checks, data, reference, training  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -45,6 +44,7 @@ __all__ = [
     "conv3x3",
     "make_shortcut",
     "make_stage",
+    "make_stages",
     "BlockInfo",
     "format_block_table",
     "ResNet",
@@ -74,5 +74,6 @@ __all__ = [
     "checkpoints",
     "checks",
     "data",
+    "reference",
     "training",
 ]

@@ -269,7 +269,8 @@ class BasicBlock(_ResidualBlock):
     are not grouped: ResNeXt and Wide ResNet-50 change the ``Bottleneck``).
     """
 
-    expansion: ClassVar[int] = 1
+    expansion: ClassVar[int] = 1  # output width = planes * expansion
+    branch_convs: ClassVar[tuple[str, ...]] = ("conv1", "conv2")  # the residual branch's convs, in order
 
     def __init__(
         self,
@@ -325,7 +326,8 @@ class Bottleneck(_ResidualBlock):
     ``preact`` and ``se`` as in ``BasicBlock``.
     """
 
-    expansion: ClassVar[int] = 4
+    expansion: ClassVar[int] = 4  # output width = planes * expansion
+    branch_convs: ClassVar[tuple[str, ...]] = ("conv1", "conv2", "conv3")  # the residual branch's convs, in order
 
     def __init__(
         self,
@@ -373,4 +375,12 @@ class Bottleneck(_ResidualBlock):
         return self._close(out, x, x)
 
 
-Block = type[BasicBlock] | type[Bottleneck]
+Block = type[nn.Module]
+"""A block class: ``block(in_channels, planes, stride, **kwargs)`` builds one block. The networks read only
+its class attributes ``expansion`` and ``branch_convs`` and its instances' ``out_channels``, ``downsample``,
+``residual`` and ``last_bn``, so new block types (pre-activation, grouped, SE, ...) fit without changes there."""
+
+
+def is_block(module: nn.Module) -> bool:
+    """True for a residual/plain block of this package (or any module that follows the same protocol)."""
+    return isinstance(getattr(type(module), "expansion", None), int) and hasattr(module, "branch_convs")

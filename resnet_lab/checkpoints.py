@@ -17,8 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .costs import count_parameters
-from .models import state_dict_mismatch
+from .costs import count_parameters, state_dict_mismatch
 
 FORMAT = "resnet_lab.checkpoint/1"
 
@@ -70,10 +69,17 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, map_locati
         raise CheckpointError(f"no checkpoint at {path}; train a model first (training.train(..., checkpoint_path=...)).")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err}); delete it and retrain.") from err
+    except Exception as err:  # torch's message is long (a note on weights_only); the cause stays chained
+        why = "it holds Python objects, not just weights" if "Unsupported global" in str(err) else "torch.load cannot read it"
+        raise CheckpointError(
+            f"{path} is not a resnet-lab checkpoint ({why}): load one written by save_checkpoint or "
+            "train(..., checkpoint_path=...), or delete this file and retrain."
+        ) from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT or "model" not in checkpoint:
-        raise CheckpointError(f"{path} is not a resnet_lab checkpoint (expected format {FORMAT!r}).")
+        raise CheckpointError(
+            f"{path} is not a resnet-lab checkpoint (no format {FORMAT!r} entry): load one written by "
+            "save_checkpoint or train(..., checkpoint_path=...)."
+        )
     if model is not None:
         saved, wanted = checkpoint["architecture"], architecture_of(model)
         problems = state_dict_mismatch(model, checkpoint["model"])

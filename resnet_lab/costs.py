@@ -1,4 +1,5 @@
-"""What a network costs: parameters and multiply-adds (the paper's "FLOPs").
+"""What a network holds and costs: its parameters (and whether a state dict fits them) and its
+multiply-adds (the paper's "FLOPs").
 
 Multiply-adds are counted with ``torch.utils.flop_counter.FlopCounterMode``, which counts
 each multiply-add of a convolution or matrix product as 2 FLOPs; we divide by 2.
@@ -7,6 +8,9 @@ and in torchvision's tables.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +21,29 @@ from torch.utils.flop_counter import FlopCounterMode
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (BN running statistics are buffers, not parameters)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, Any], show: int = 5) -> str:
+    """Describe missing keys, unexpected keys and shape mismatches; ``""`` when ``state_dict`` fits."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong_shape = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+
+    def listing(title: str, items: list[str]) -> str:
+        more = f", ... ({len(items) - show} more)" if len(items) > show else ""
+        return f"  {len(items)} {title}: {', '.join(items[:show])}{more}"
+
+    parts = [
+        listing(title, items)
+        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape))
+        if items
+    ]
+    return "\n".join(parts)
 
 
 def _flop_counter(model: nn.Module, input_size: tuple[int, ...]) -> FlopCounterMode:

@@ -23,8 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .runtime import fast_mode
-
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SUBSET_FILE = "fashion_mnist_subset.npz"
 # sha256 over the decompressed arrays (see ``subset_content_sha256``); data/README.md lists it too.
@@ -46,7 +44,7 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-# Sizes used in fast mode (RESNET_LAB_FAST=1): enough to run every code path in seconds.
+# Sizes kept with fast=True (the test suite's fast mode): enough to run every code path in seconds.
 FAST_SIZES = {"train": 512, "val": 256, "test": 512}
 
 
@@ -273,15 +271,15 @@ def make_splits(
     name: str,
     source: str,
     seed: int = 0,
-    fast: bool | None = None,
+    fast: bool = False,
 ) -> Splits:
-    """Hold ``val_size`` class-balanced images out of ``train``; in fast mode shrink all three sets."""
+    """Hold ``val_size`` class-balanced images out of ``train``; with ``fast`` keep only ``FAST_SIZES`` images of each set."""
     if not 0 < val_size < len(train):
         raise ValueError(f"val_size must be between 1 and {len(train) - 1} (the training set's size - 1); got {val_size}")
     generator = torch.Generator().manual_seed(seed)
     order = balanced_order(train.labels, generator)
     val, train = train.select(order[:val_size]), train.select(order[val_size:])
-    if fast_mode() if fast is None else fast:
+    if fast:
         train = train.select(balanced_order(train.labels, generator)[: FAST_SIZES["train"]])
         val = val.select(torch.arange(min(len(val), FAST_SIZES["val"])))
         test = test.select(balanced_order(test.labels, generator)[: FAST_SIZES["test"]])
@@ -312,7 +310,7 @@ def load_fashion_mnist(
     val_size: int | None = None,
     seed: int = 0,
     download: bool | None = None,
-    fast: bool | None = None,
+    fast: bool = False,
 ) -> Splits:
     """Fashion-MNIST as in-memory ``Splits`` of (N, 1, 28, 28) uint8 images.
 
@@ -322,7 +320,8 @@ def load_fashion_mnist(
     layout), ``root/fashion-mnist`` or the Debian package's ``/usr/share/datasets/fashion-mnist``;
     val_size defaults to 5,000. Downloads (torchvision) only with ``download=True`` or
     ``RESNET_LAB_DOWNLOAD=1``.
-    fast=None follows ``RESNET_LAB_FAST``: fast mode keeps 512 train / 256 val / 512 test images.
+    fast=True keeps 512 train / 256 val / 512 test images (``FAST_SIZES``), for the test suite; the
+    environment is not consulted (pass ``fast=resnet_lab.fast_mode()`` where a run starts).
     """
     root = Path(root) if root is not None else DATA_DIR
     if kind == "subset":
@@ -345,7 +344,7 @@ def load_fashion_mnist(
 
 
 def _fashion_splits(
-    arrays: dict[str, np.ndarray], val_size: int, name: str, source: Path, seed: int, fast: bool | None
+    arrays: dict[str, np.ndarray], val_size: int, name: str, source: Path, seed: int, fast: bool
 ) -> Splits:
     """Train/val/test splits from Fashion-MNIST arrays (train_images/labels, test_images/labels)."""
     train = _imageset(arrays["train_images"], arrays["train_labels"])
@@ -374,13 +373,13 @@ def load_cifar10(
     val_size: int = 5000,
     seed: int = 0,
     download: bool | None = None,
-    fast: bool | None = None,
+    fast: bool = False,
 ) -> Splits:
     """CIFAR-10 (the paper's dataset) as in-memory ``Splits`` of (N, 3, 32, 32) uint8 images.
 
     Reads the python batches in ``root/cifar-10-batches-py`` (torchvision's layout; root defaults
     to ``data/``); the paper's 45k/5k train/val split by default. Downloads only with
-    ``download=True`` or ``RESNET_LAB_DOWNLOAD=1``.
+    ``download=True`` or ``RESNET_LAB_DOWNLOAD=1``. fast=True keeps ``FAST_SIZES`` images.
     """
     root = Path(root) if root is not None else DATA_DIR
     folder = root / "cifar-10-batches-py"

@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import time
 from dataclasses import asdict, replace
 from collections.abc import Sequence
@@ -23,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
-from . import data
+from . import data, runtime
 from .costs import count_parameters
 from .models import cifar_resnet
-from .runtime import FAST_ENV, fast_mode, pick_device, seed_everything
+from .runtime import device_name, fast_mode, pick_device, seed_everything  # noqa: F401 (device_name: public here too)
 from .training import History, TrainConfig, train, use_bf16, use_channels_last
 
 RUNS_DIR = data.DATA_DIR / "runs"
@@ -37,56 +35,37 @@ SCHEMA = "resnet_lab.run/1"
 DEGRADATION_NETS = (("plain-20", 20, False), ("plain-56", 56, False), ("ResNet-20", 20, True), ("ResNet-56", 56, True))
 
 
-def degradation_config(fast: bool | None = None) -> TrainConfig:
+def degradation_config(fast: bool = False) -> TrainConfig:
     """The recipe of the committed degradation record (full mode) or its fast-mode shrink."""
-    if fast_mode() if fast is None else fast:
+    if fast:
         return TrainConfig(epochs=2, schedule="onecycle")
     return TrainConfig(epochs=10, schedule="onecycle")
 
 
-def fashion_full_config(fast: bool | None = None) -> TrainConfig:
+def fashion_full_config(fast: bool = False) -> TrainConfig:
     """The recipe of the ResNet-20 / full Fashion-MNIST record: model picked on validation, test once."""
-    if fast_mode() if fast is None else fast:
+    if fast:
         return TrainConfig(epochs=1, test_every_epoch=False, keep_best=True)
     # 35 epochs: about 25 minutes on an idle 2-core CPU; random erasing was tried and not chosen on validation
     return TrainConfig(epochs=35, schedule="onecycle", test_every_epoch=False, keep_best=True)
 
 
-def family_config(fast: bool | None = None) -> TrainConfig:
+def family_config(fast: bool = False) -> TrainConfig:
     """The recipe of the family comparison (see ``family_experiment``)."""
     from .family_experiment import family_config as recipe
 
-    return recipe(fast_mode() if fast is None else fast)
+    return recipe(fast)
 
 
 RECIPES = {"degradation": degradation_config, "fashion-full": fashion_full_config, "family": family_config}  # experiment -> recipe(fast)
 DATASETS = {"degradation": "subset", "fashion-full": "full", "family": "subset"}  # experiment -> load_fashion_mnist kind
 
 
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name from /proc/cpuinfo (platform.processor() elsewhere)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(device: torch.device, config: TrainConfig) -> dict[str, Any]:
-    """Versions and hardware, for the run record."""
+def environment(device: torch.device, config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
+    """``runtime.environment`` (versions, hardware, torch threads) plus the precision and memory format ``config`` settles on."""
     bf16 = use_bf16(config.precision, device)
     return {
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "python": platform.python_version(),
-        "device": device.type,
-        "device_name": device_name(device),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        **runtime.environment(device, threads),
         "precision": "bf16 autocast" if bf16 else "fp32",
         "channels_last": use_channels_last(config, device, bf16),
     }
@@ -115,11 +94,13 @@ def _net_result(
     }
 
 
-def _record(experiment: str, mode: str, splits: data.Splits, config: TrainConfig, device: torch.device, notes: str) -> dict[str, Any]:
+def _record(
+    experiment: str, fast: bool, splits: data.Splits, config: TrainConfig, device: torch.device, threads: int, notes: str
+) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "experiment": experiment,
-        "mode": mode,
+        "mode": "fast" if fast else "full",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "dataset": {
             "name": splits.name,
@@ -130,7 +111,7 @@ def _record(experiment: str, mode: str, splits: data.Splits, config: TrainConfig
         },
         "seed": config.seed,
         "config": asdict(config),
-        "environment": environment(device, config),
+        "environment": environment(device, config, threads),
         "nets": {},
         "total_seconds": 0.0,
         "notes": notes,
@@ -138,38 +119,46 @@ def _record(experiment: str, mode: str, splits: data.Splits, config: TrainConfig
 
 
 def _start_run(
-    experiment: str, fast: bool | None, config: TrainConfig | None, notes: str
-) -> tuple[TrainConfig, torch.device, data.Splits, dict[str, Any]]:
-    """What every recorded run begins with: its recipe, the device, the data and the record's header."""
-    fast = fast_mode() if fast is None else fast
+    experiment: str, fast: bool, config: TrainConfig | None, threads: int | None, notes: str
+) -> tuple[TrainConfig, torch.device, data.Splits, int, dict[str, Any]]:
+    """What every recorded run begins with: its recipe, the device, the data, the threads and the record's header.
+
+    The settings are settled here, once: fast mode picks the tiny data and recipe (and one thread
+    unless ``threads`` says otherwise); the record states them.
+    """
     config = config or RECIPES[experiment](fast)
+    threads = threads or (1 if fast else torch.get_num_threads())
     device = pick_device()
     splits = data.load_fashion_mnist(DATASETS[experiment], seed=config.seed, fast=fast)
-    return config, device, splits, _record(experiment, "fast" if fast else "full", splits, config, device, notes)
+    return config, device, splits, threads, _record(experiment, fast, splits, config, device, threads, notes)
 
 
 def run_degradation(
     *,
-    fast: bool | None = None,
+    fast: bool = False,
     config: TrainConfig | None = None,
     zero_init_residual: bool = False,
     nets: Sequence[str] | None = None,
-    progress: bool | None = None,
+    progress: bool = True,
+    threads: int | None = None,
     save_as: str | None = None,
     notes: str = "",
 ) -> dict[str, Any]:
     """Train plain-20, plain-56, ResNet-20 and ResNet-56 (CIFAR-style, 1 input channel) on the subset.
 
-    Every net gets the same recipe, the same seed and the same data order. ``nets`` picks a subset
-    of the four (e.g. only the ResNets for a longer run); None trains all four. Returns the run record (see module
-    docstring); with ``save_as`` (a file name under data/runs/) it is also written.
+    Every net gets the same recipe, the same seed and the same data order. ``fast``: the tiny data and
+    recipe of the test suite (the environment is not consulted). ``config``: another recipe. ``nets``
+    picks a subset of the four (e.g. only the ResNets for a longer run); None trains all four.
+    ``threads``: torch CPU threads (default: 1 in fast mode, else torch's setting), restored after.
+    Returns the run record (see module docstring); with ``save_as`` (a file name under data/runs/)
+    it is also written.
     """
     names = [name for name, _, _ in DEGRADATION_NETS]
     nets = names if nets is None else nets
     unknown = set(nets) - set(names)
     if unknown:
         raise ValueError(f"unknown nets {sorted(unknown)}; choose from {names}")
-    config, device, splits, record = _start_run("degradation", fast, config, notes)
+    config, device, splits, threads, record = _start_run("degradation", fast, config, threads, notes)
     record["zero_init_residual"] = zero_init_residual
     started = time.perf_counter()
     for name, depth, residual in [net for net in DEGRADATION_NETS if net[0] in nets]:
@@ -178,7 +167,7 @@ def run_degradation(
             depth, in_channels=1, residual=residual, zero_init_residual=zero_init_residual and residual
         )
         net_started = time.perf_counter()
-        history = train(model, splits, config, progress=progress, device=device, description=name)
+        history = train(model, splits, config, progress=progress, device=device, threads=threads, description=name)
         record["nets"][name] = _net_result(
             name, depth, residual, model, history, time.perf_counter() - net_started, config.keep_best
         )
@@ -194,18 +183,22 @@ def run_degradation(
 
 def run_fashion_full(
     *,
-    fast: bool | None = None,
+    fast: bool = False,
     config: TrainConfig | None = None,
-    progress: bool | None = None,
+    progress: bool = True,
+    threads: int | None = None,
     save_as: str | None = None,
     notes: str = "",
 ) -> dict[str, Any]:
-    """ResNet-20 on the full Fashion-MNIST (55k train / 5k val / 10k test): model picked on val, test once."""
-    config, device, splits, record = _start_run("fashion-full", fast, config, notes)
+    """ResNet-20 on the full Fashion-MNIST (55k train / 5k val / 10k test): model picked on val, test once.
+
+    ``fast``, ``threads``: as for ``run_degradation``.
+    """
+    config, device, splits, threads, record = _start_run("fashion-full", fast, config, threads, notes)
     seed_everything(config.seed)
     model = cifar_resnet(20, in_channels=1)
     started = time.perf_counter()
-    history = train(model, splits, config, progress=progress, device=device, description="ResNet-20")
+    history = train(model, splits, config, progress=progress, device=device, threads=threads, description="ResNet-20")
     record["nets"]["ResNet-20"] = _net_result(
         "ResNet-20", 20, True, model, history, time.perf_counter() - started, config.keep_best
     )
@@ -282,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resnet_lab.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("experiment", choices=tuple(RECIPES))
-    parser.add_argument("--fast", action="store_true", help="tiny data and 1-2 epochs (as RESNET_LAB_FAST=1)")
+    parser.add_argument("--fast", action="store_true", help="tiny data, 1-2 epochs, 1 thread (also on with RESNET_LAB_FAST=1)")
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--schedule", choices=("onecycle", "step", "cosine", "constant"))
     parser.add_argument("--warmup-epochs", type=float)
@@ -294,14 +287,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save-as", help="record file name under data/runs/ (default: <experiment>[-fast].json)")
     parser.add_argument("--notes", default="")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, = cores); 1 can be faster on a busy machine")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: 1 with --fast, else torch's, = cores); "
+                        "1 can be faster on a busy machine")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
-    if args.fast:
-        os.environ[FAST_ENV] = "1"  # the same fast mode as the test suite's, for every part of the run
-    fast = fast_mode()
+    fast = args.fast or fast_mode()  # decided here, once, and passed down
     base = RECIPES[args.experiment](fast)
     overrides = {"seed": args.seed}
     if args.epochs:
@@ -319,13 +309,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.experiment == "family":
         from .family_experiment import format_family, run_family
 
-        record = run_family(fast=fast, config=config, nets=args.nets, progress=progress, save_as=save_as, notes=args.notes)
+        record = run_family(fast=fast, config=config, nets=args.nets, progress=progress, threads=args.threads,
+                            save_as=save_as, notes=args.notes)  # fmt: skip
         print(format_family(record))
     elif args.experiment == "degradation":
         record = run_degradation(fast=fast, config=config, zero_init_residual=args.zero_init_residual, nets=args.nets,
-                                 progress=progress, save_as=save_as, notes=args.notes)  # fmt: skip
+                                 progress=progress, threads=args.threads, save_as=save_as, notes=args.notes)  # fmt: skip
     else:
-        record = run_fashion_full(fast=fast, config=config, progress=progress, save_as=save_as, notes=args.notes)
+        record = run_fashion_full(fast=fast, config=config, progress=progress, threads=args.threads, save_as=save_as,
+                                  notes=args.notes)  # fmt: skip
     if args.experiment != "family":
         print(format_record(record))
     if record.get("findings"):

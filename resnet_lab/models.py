@@ -25,8 +25,10 @@ from .blocks import (
     check_shortcut_option,
     check_stride_placement,
     conv3x3,
+    is_block,
 )
-from .stages import BlockInfo, make_stage
+from .costs import state_dict_mismatch
+from .stages import make_stages
 
 # The paper's Table 1: block type and blocks per stage for each depth.
 IMAGENET_CONFIGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
@@ -36,6 +38,10 @@ IMAGENET_CONFIGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
 }
+IMAGENET_WIDTHS = (64, 128, 256, 512)  # planes of conv2_x .. conv5_x (x block.expansion at the output)
+IMAGENET_STRIDES = (1, 2, 2, 2)  # the max pool has already halved the map before conv2_x
+CIFAR_WIDTHS = (16, 32, 64)  # Section 4.2: maps of 32, 16, 8 pixels on CIFAR
+CIFAR_STRIDES = (1, 2, 2)
 
 
 class _CheckedModel(nn.Module):
@@ -45,8 +51,26 @@ class _CheckedModel(nn.Module):
     min_input_size: int
     description: str
 
+    def check_sizes(self, in_channels: int, num_classes: int) -> None:
+        """Raise ``ValueError`` unless the image channels and the number of classes are positive integers."""
+        for name, value, example in (("in_channels", in_channels, "3 for RGB, 1 for grayscale"),
+                                     ("num_classes", num_classes, "10 for CIFAR-10 and Fashion-MNIST")):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer ({example}); got {value!r}")
+
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` is (N, in_channels, H, W) with H, W >= min_input_size."""
+        """Raise ``ValueError`` unless ``x`` is (N, in_channels, H, W) with H, W >= min_input_size, ``TypeError``
+        unless its dtype is the weights' (float32 normally)."""
+        weight_dtype = next(self.parameters()).dtype  # conv1 may be a deep stem (nn.Sequential)
+        if x.dtype != weight_dtype:
+            if x.is_floating_point():
+                how = f"x.to({weight_dtype})" if weight_dtype != torch.float32 else "x.float()"
+            else:
+                how = "x.float() / 255 for 0..255 pixels, then normalize them as the training data"
+            raise TypeError(
+                f"{self.description} expects a {weight_dtype} image batch (the dtype of its weights); got {x.dtype}. "
+                f"Convert it: {how}."
+            )
         expected = f"(N, {self.in_channels}, H, W) with H, W >= {self.min_input_size}"
         if x.dim() != 4:
             hint = " (a single image? add the batch dimension with x.unsqueeze(0))" if x.dim() == 3 else ""
@@ -76,36 +100,13 @@ class _CheckedModel(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, Any], show: int = 5) -> str:
-    """Describe missing keys, unexpected keys and shape mismatches; ``""`` when ``state_dict`` fits."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    wrong_shape = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
-
-    def listing(title: str, items: list[str]) -> str:
-        more = f", ... ({len(items) - show} more)" if len(items) > show else ""
-        return f"  {len(items)} {title}: {', '.join(items[:show])}{more}"
-
-    parts = [
-        listing(title, items)
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape))
-        if items
-    ]
-    return "\n".join(parts)
-
-
 def zero_init_last_bn(model: nn.Module) -> None:
     """Set the last BN weight (gamma) of every residual branch to 0, so each block starts as the identity.
 
     Pre-activation blocks end in a convolution, not a BN: ``ValueError``.
     """
     for module in model.modules():
-        if isinstance(module, (BasicBlock, Bottleneck)):
+        if is_block(module):
             if module.last_bn is None:
                 raise ValueError(
                     "zero_init_residual needs a BN at the end of each residual branch; pre-activation blocks "
@@ -166,8 +167,10 @@ class ResNet(_CheckedModel):
         stem: str = "7x7",
         **block_kwargs: Any,
     ) -> None:
-        """``block_kwargs`` go to every block: ``groups``, ``base_width`` (bottleneck), ``preact``, ``se``,
-        ``se_reduction``. ``stem="deep"`` replaces the 7x7 conv by three 3x3 convs (ResNet-C)."""
+        """``block_kwargs`` go to every block, after ``shortcut`` and ``residual`` (and ``stride_at``
+        when it is not the default "3x3", which only bottlenecks take): for the family ``groups``,
+        ``base_width`` (bottleneck), ``preact``, ``se``, ``se_reduction``. ``stem="deep"`` replaces
+        the 7x7 conv by three 3x3 convs (ResNet-C); pre-activation nets get a final BN + ReLU."""
         super().__init__()
         check_shortcut_option(shortcut)
         check_stride_placement(stride_at)
@@ -175,13 +178,14 @@ class ResNet(_CheckedModel):
             raise ValueError(f"unknown stem {stem!r}; choose '7x7' (the paper's) or 'deep' (three 3x3 convs, ResNet-C)")
         if len(layers) != 4 or min(layers) < 1:
             raise ValueError(f"layers must give 4 stages of at least one block each, e.g. [3, 4, 6, 3]; got {layers}")
+        self.check_sizes(in_channels, num_classes)
         block_kwargs = {"shortcut": shortcut, "residual": residual, **block_kwargs}
-        if block is Bottleneck:
+        if stride_at != "3x3":
             block_kwargs["stride_at"] = stride_at
         self.preact = bool(block_kwargs.get("preact", False))
         if self.preact and zero_init_residual:
             raise ValueError("zero_init_residual needs a BN closing each residual branch; pre-activation blocks have none")
-        depth = sum(layers) * (3 if block is Bottleneck else 2) + 2
+        depth = sum(layers) * len(block.branch_convs) + 2
         self.description = f"{'ResNet' if residual else 'plain'}-{depth} ({block.__name__}, layers {list(layers)})"
         self.in_channels = in_channels
 
@@ -192,18 +196,14 @@ class ResNet(_CheckedModel):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        width = 64
-        self.block_table: list[BlockInfo] = []
-        for i, (planes, blocks, stride) in enumerate(zip((64, 128, 256, 512), layers, (1, 2, 2, 2)), start=1):
-            stage, table = make_stage(block, width, planes, blocks, stride, name=f"layer{i}", **block_kwargs)
-            setattr(self, f"layer{i}", stage)
-            self.block_table += table
-            width = table[-1].out_channels
+        stages, self.block_table = make_stages(block, 64, IMAGENET_WIDTHS, layers, IMAGENET_STRIDES, **block_kwargs)
+        for name, stage in stages.items():
+            self.add_module(name, stage)  # layer1 .. layer4
         if self.preact:  # pre-activation blocks leave their sum un-normalised: BN + ReLU before pooling
-            self.final_bn = nn.BatchNorm2d(width)
+            self.final_bn = nn.BatchNorm2d(self.block_table[-1].out_channels)
             self.final_relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width, num_classes)
+        self.fc = nn.Linear(self.block_table[-1].out_channels, num_classes)
 
         init_weights(self)
         if zero_init_residual:
@@ -263,9 +263,9 @@ def valid_cifar_depths(limit: int = 1202) -> list[int]:
 def check_cifar_depth(depth: int, block: Block = BasicBlock) -> int:
     """Return n for depth = 6n + 2 (n >= 1), else raise ``ValueError`` naming valid depths.
 
-    With ``block=Bottleneck`` (three convs per block): depth = 9n + 2 (11, 20, 29, ..., 164, 1001).
+    With a three-conv block (``Bottleneck``): depth = 9n + 2 (11, 20, 29, ..., 164, 1001).
     """
-    if block is Bottleneck:
+    if len(block.branch_convs) == 3:
         if not isinstance(depth, int) or depth < 11 or (depth - 2) % 9 != 0:
             raise ValueError(
                 f"CIFAR ResNets of bottleneck blocks have depth 9n+2 with n >= 1 (11, 20, 29, ..., 164, 1001); got {depth!r}"
@@ -305,13 +305,14 @@ class CifarResNet(_CheckedModel):
         shortcut: str = "A",
         zero_init_residual: bool = False,
         block: Block = BasicBlock,
-        widths: tuple[int, int, int] = (16, 32, 64),
+        widths: tuple[int, int, int] = CIFAR_WIDTHS,
         blocks_per_stage: int | None = None,
         **block_kwargs: Any,
     ) -> None:
         super().__init__()
         n = check_cifar_depth(depth, block) if blocks_per_stage is None else blocks_per_stage
         check_shortcut_option(shortcut)
+        self.check_sizes(in_channels, num_classes)
         if len(widths) != 3 or min(widths) < 1:
             raise ValueError(f"widths gives the planes of the 3 stages, e.g. (16, 32, 64); got {widths}")
         self.preact = bool(block_kwargs.get("preact", False))
@@ -324,20 +325,16 @@ class CifarResNet(_CheckedModel):
         if not self.preact:  # pre-activation: the first block's BN + ReLU follow the stem conv
             self.bn1 = nn.BatchNorm2d(16)
             self.relu = nn.ReLU(inplace=True)
-        width = 16
-        self.block_table: list[BlockInfo] = []
-        for i, (planes, stride) in enumerate(zip(widths, (1, 2, 2)), start=1):
-            stage, table = make_stage(
-                block, width, planes, n, stride, name=f"layer{i}", shortcut=shortcut, residual=residual, **block_kwargs
-            )
-            setattr(self, f"layer{i}", stage)
-            self.block_table += table
-            width = table[-1].out_channels
+        stages, self.block_table = make_stages(
+            block, 16, widths, (n, n, n), CIFAR_STRIDES, shortcut=shortcut, residual=residual, **block_kwargs
+        )
+        for name, stage in stages.items():
+            self.add_module(name, stage)  # layer1 .. layer3
         if self.preact:
-            self.final_bn = nn.BatchNorm2d(width)
+            self.final_bn = nn.BatchNorm2d(self.block_table[-1].out_channels)
             self.final_relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(width, num_classes)
+        self.fc = nn.Linear(self.block_table[-1].out_channels, num_classes)
 
         init_weights(self)
         if zero_init_residual:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blocks import BasicBlock, Bottleneck
+from .blocks import is_block
 from .costs import count_parameters
 
 
@@ -112,11 +112,10 @@ def _predict_module(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...
         return (shape[0], *_pair(module.output_size))
     if isinstance(module, nn.Linear):
         return (module.out_features,)
-    if isinstance(module, (BasicBlock, Bottleneck)):
-        # The main path decides the shape; the shortcut is built to match it.
-        for conv in (module.conv1, module.conv2, getattr(module, "conv3", None)):
-            if conv is not None:
-                shape = _predict_module(conv, shape)
+    if is_block(module):
+        # The residual branch decides the shape; the shortcut is built to match it.
+        for name in module.branch_convs:
+            shape = _predict_module(getattr(module, name), shape)
         return shape
     if isinstance(module, nn.Sequential):
         for child in module:

@@ -1,12 +1,20 @@
 """Stages: a run of blocks at one resolution, and a table describing them.
 
-``make_stage`` builds the blocks and *returns* a table of what it built (channels in/out,
-stride, shortcut kind per block) instead of updating hidden state such as torchvision's
+``make_stage`` builds the blocks of one stage and *returns* a table of what it built (channels
+in/out, stride, shortcut kind per block) instead of updating hidden state such as torchvision's
 ``self.inplanes``: the caller passes the input width and gets the output width back.
+
+``make_stages`` builds all stages of a network from three lists, in the spirit of timm's
+``make_blocks``: widths (``planes``), depths (blocks per stage) and strides in; the stages, named
+``layer1``, ``layer2``, ..., and the table of every block out. ``ResNet`` and ``CifarResNet`` are
+both built with it:
+
+    stages, table = make_stages(Bottleneck, 64, widths=(64, 128, 256, 512), depths=(3, 4, 6, 3), strides=(1, 2, 2, 2))
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +49,11 @@ def make_stage(
     """Build ``num_blocks`` blocks; the first may stride and change width, the rest keep the shape.
 
     Shapes: (N, in_channels, H, W) -> (N, planes * block.expansion, H/stride, W/stride).
-    ``block_kwargs`` go to every block (``shortcut``, ``residual``, ``stride_at``).
+    ``block_kwargs`` go to every block (e.g. ``shortcut``, ``residual``, ``stride_at``).
     Returns the stage and one ``BlockInfo`` per block.
     """
-    if num_blocks < 1:
-        raise ValueError(f"a stage needs at least one block; got num_blocks={num_blocks}")
+    if not isinstance(num_blocks, int) or num_blocks < 1:
+        raise ValueError(f"a stage needs at least one block; got num_blocks={num_blocks!r}")
     blocks: list[nn.Module] = []
     table: list[BlockInfo] = []
     for index in range(num_blocks):
@@ -65,6 +73,39 @@ def make_stage(
         blocks.append(module)
         in_channels = module.out_channels
     return nn.Sequential(*blocks), table
+
+
+def make_stages(
+    block: Block,
+    in_channels: int,
+    widths: Sequence[int],
+    depths: Sequence[int],
+    strides: Sequence[int],
+    *,
+    prefix: str = "layer",
+    **block_kwargs: Any,
+) -> tuple[dict[str, nn.Sequential], list[BlockInfo]]:
+    """All stages of a network: stage i has ``depths[i]`` blocks of ``widths[i]`` planes, its first block strides ``strides[i]``.
+
+    Each stage starts from the width the stage before it produced (``planes * block.expansion``).
+    Shapes: (N, in_channels, H, W) -> (N, widths[-1] * block.expansion, H / prod(strides), W / prod(strides)).
+    ``block_kwargs`` go to every block. Returns the stages by name (``layer1``, ``layer2``, ... in
+    order; the caller registers them, e.g. ``self.add_module(name, stage)``, so the state-dict keys
+    stay torchvision's) and one ``BlockInfo`` per block, over all stages.
+    """
+    if not (len(widths) == len(depths) == len(strides)) or not widths:
+        raise ValueError(
+            f"give one width, depth and stride per stage (the same number of each, at least one); got "
+            f"widths={list(widths)}, depths={list(depths)}, strides={list(strides)}"
+        )
+    stages: dict[str, nn.Sequential] = {}
+    table: list[BlockInfo] = []
+    for i, (planes, num_blocks, stride) in enumerate(zip(widths, depths, strides), start=1):
+        name = f"{prefix}{i}"
+        stages[name], rows = make_stage(block, in_channels, planes, num_blocks, stride, name=name, **block_kwargs)
+        table += rows
+        in_channels = rows[-1].out_channels  # the next stage starts from here
+    return stages, table
 
 
 def format_block_table(table: list[BlockInfo]) -> str:

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,9 @@ from torch import nn
 
 from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, batches
-from .runtime import fast_mode, pick_device, seed_everything
+from .runtime import pick_device, seed_everything, torch_threads
 
 SCHEDULES = ("onecycle", "step", "cosine", "constant")
-FAST_MAX_EPOCHS = 2  # in fast mode (RESNET_LAB_FAST=1) train() runs at most this many epochs
 
 
 @dataclass
@@ -72,6 +71,14 @@ class TrainConfig:
             raise ValueError(f"random_erasing is a probability in [0, 1]; got {self.random_erasing}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1; got {self.epochs}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer (the paper's is 128); got {self.batch_size!r}")
+        if not self.lr > 0:  # also catches NaN
+            raise ValueError(f"lr must be > 0 (it is the peak learning rate; the paper's is 0.1); got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1) (the paper's is 0.9); got {self.momentum}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0 (the paper's is 1e-4); got {self.weight_decay}")
 
 
 @dataclass
@@ -80,7 +87,9 @@ class History:
 
     Errors are percentages. ``test_error`` holds None for epochs where the test set was not
     evaluated (``TrainConfig.test_every_epoch=False``). ``train_error`` is measured on the fly on
-    the augmented batches of the epoch, as the paper's training curves are.
+    the augmented batches of the epoch, as the paper's training curves are. ``device``,
+    ``precision`` ("bf16" or "fp32"), ``channels_last`` and ``threads`` are what ``train`` settled
+    on (``TrainConfig`` may say "auto"), so a history says how it was made.
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -96,6 +105,10 @@ class History:
     interrupted: bool = False
     best_epoch: int | None = None  # epoch with the lowest validation error
     final_test_error: float | None = None  # test error of the returned model
+    device: str | None = None  # e.g. "cpu", "cuda"
+    precision: str | None = None  # "bf16" (autocast) or "fp32"
+    channels_last: bool | None = None
+    threads: int | None = None  # torch CPU threads during training
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -197,35 +210,30 @@ def train(
     splits: Splits,
     config: TrainConfig | None = None,
     *,
-    progress: bool | None = None,
+    progress: bool = True,
     device: torch.device | str | None = None,
+    threads: int | None = None,
     checkpoint_path: str | Path | None = None,
     description: str | None = None,
 ) -> History:
     """Train ``model`` on ``splits.train`` (images (N, C, H, W)), evaluate on val (and test) each epoch.
 
-    progress: a tqdm progress bar (None = on, except in fast mode, so notebook outputs stay
-    stable under nbval). In fast mode (RESNET_LAB_FAST=1) at most ``FAST_MAX_EPOCHS`` epochs
-    run, on one CPU thread. checkpoint_path: saved atomically after every epoch. Returns a ``History``; on KeyboardInterrupt returns the history of the complete epochs so far (the
-    model keeps its weights). With ``keep_best`` the weights of the best validation epoch are
-    restored at the end. The test set is evaluated every epoch (``test_every_epoch``) or once at
-    the end on the returned model (``History.final_test_error``).
+    Everything the run does is in the arguments: ``config`` (epochs, batch size, precision, ...),
+    ``device`` (None: the GPU if there is one), ``threads`` (torch CPU threads while training, the
+    count restored after; None: leave torch's setting). The environment is not consulted: to train
+    less under the test suite, pass fewer epochs and smaller splits.
+    progress: a tqdm progress bar. checkpoint_path: saved atomically after every epoch.
+    Returns a ``History``, including the precision, memory format and threads it settled on; on
+    KeyboardInterrupt returns the history of the complete epochs so far (the model keeps its
+    weights). With ``keep_best`` the weights of the best validation epoch are restored at the end.
+    The test set is evaluated every epoch (``test_every_epoch``) or once at the end on the returned
+    model (``History.final_test_error``).
     """
     config = config or TrainConfig()
     device = torch.device(device) if device is not None else pick_device()
-    progress = (not fast_mode()) if progress is None else progress
     description = description or str(getattr(model, "description", type(model).__name__))
-    if not fast_mode():
-        return _train(model, splits, config, progress, device, checkpoint_path, description)
-    # Fast mode (CI, notebooks under nbval): few epochs, and one CPU thread -- tiny batches gain
-    # little from a second thread, and one thread stays fast when other jobs share the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train(model, splits, replace(config, epochs=min(config.epochs, FAST_MAX_EPOCHS)), progress, device,
-                      checkpoint_path, description)  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(threads) as used:
+        return _train(model, splits, config, progress, device, used, checkpoint_path, description)
 
 
 def _train(
@@ -234,13 +242,15 @@ def _train(
     config: TrainConfig,
     progress: bool,
     device: torch.device,
+    threads: int,
     checkpoint_path: str | Path | None,
     description: str,
 ) -> History:
     """The training loop itself (see ``train``)."""
     generator = seed_everything(config.seed)
     bf16 = use_bf16(config.precision, device)
-    memory_format = torch.channels_last if use_channels_last(config, device, bf16) else torch.contiguous_format
+    channels_last = use_channels_last(config, device, bf16)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     model.to(device=device, memory_format=memory_format)
     optimizer = torch.optim.SGD(
@@ -248,7 +258,9 @@ def _train(
     )
     steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    history = History()
+    history = History(
+        device=device.type, precision="bf16" if bf16 else "fp32", channels_last=channels_last, threads=threads
+    )
     best_val, best_state = math.inf, None
     step = 0
     bar = _progress_bar(total_steps, progress, description)

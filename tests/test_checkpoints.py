@@ -55,9 +55,22 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 def test_missing_and_corrupt_files_are_explained(tmp_path):
     with pytest.raises(checkpoints.CheckpointError, match="no checkpoint"):
         checkpoints.load_checkpoint(tmp_path / "none.pt")
-    (tmp_path / "bad.pt").write_bytes(b"garbage")
-    with pytest.raises(checkpoints.CheckpointError, match="not a readable checkpoint"):
-        checkpoints.load_checkpoint(tmp_path / "bad.pt")
     torch.save({"some": torch.zeros(1)}, tmp_path / "foreign.pt")
-    with pytest.raises(checkpoints.CheckpointError, match="not a resnet_lab checkpoint"):
+    with pytest.raises(checkpoints.CheckpointError, match="not a resnet-lab checkpoint .*save_checkpoint"):
         checkpoints.load_checkpoint(tmp_path / "foreign.pt")
+
+
+@pytest.mark.parametrize("kind,cause", [("garbage", "torch.load cannot read it"), ("pickled model", "it holds Python objects")])
+def test_unreadable_checkpoint_is_explained_in_one_line(tmp_path, kind, cause):
+    path = tmp_path / "bad.pt"
+    if kind == "garbage":
+        path.write_bytes(b"garbage")
+    else:
+        torch.save(cifar_resnet(8, in_channels=1), path)  # a whole pickled module: refused by weights_only loading
+    with pytest.raises(checkpoints.CheckpointError) as info:
+        checkpoints.load_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 300 + len(str(path))  # not torch's long note
+    assert message.startswith(f"{path} is not a resnet-lab checkpoint ({cause}")
+    assert "save_checkpoint" in message and "retrain" in message
+    assert info.value.__cause__ is not None  # torch's full error stays chained for the curious

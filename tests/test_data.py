@@ -57,12 +57,18 @@ def test_shipped_subset_loads_with_checksum_and_balanced_validation_split():
     assert len(set(arrays["train_indices"].tolist())) == 10000  # distinct original images
 
 
-def test_fast_mode_shrinks_the_data(monkeypatch):
-    monkeypatch.setenv("RESNET_LAB_FAST", "1")
-    splits = data.load_fashion_mnist("subset")
+def test_fast_mode_shrinks_the_data():
+    splits = data.load_fashion_mnist("subset", fast=True)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (512, 256, 512)
     assert torch.bincount(splits.train.labels).min() >= 50  # still balanced
     assert "fast" in splits.name
+
+
+def test_loaders_do_not_read_the_fast_mode_variable(monkeypatch):
+    monkeypatch.setenv("RESNET_LAB_FAST", "1")  # decided where a run starts, passed down as fast=...
+    splits = data.load_fashion_mnist("subset")
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (9000, 1000, 2000)
+    assert splits.name == "fashion-mnist-subset"
 
 
 def test_missing_subset_says_how_to_rebuild(tmp_path):

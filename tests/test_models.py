@@ -5,24 +5,32 @@ import torch
 import torchvision
 
 import resnet_lab
-from resnet_lab import BasicBlock, Bottleneck, cifar_resnet, count_parameters, make_stage, resnet
-
-TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
-CIFAR_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
+from resnet_lab import BasicBlock, Bottleneck, cifar_resnet, count_parameters, make_stage, make_stages, resnet
+from resnet_lab.reference import CIFAR_PARAMS, TABLE_1_BLOCKS, TABLE_1_STAGE_CHANNELS, TORCHVISION_PARAMS
 
 
 def test_version_exists():
     assert isinstance(resnet_lab.__version__, str) and resnet_lab.__version__.count(".") == 2
 
 
+def assert_same_state(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
+    """Same keys in the same order, and every tensor bit for bit equal."""
+    mine, other = ours.state_dict(), theirs.state_dict()
+    assert list(mine) == list(other)  # same names, same order
+    different = [name for name in other if not torch.equal(mine[name], other[name])]
+    assert not different, f"{len(different)} tensors differ, first: {different[:3]}"
+
+
 @pytest.mark.parametrize("depth", sorted(TORCHVISION_PARAMS))
-def test_builders_match_torchvision_weights_and_outputs(depth):
+def test_builders_initialise_and_compute_exactly_as_torchvision(depth):
     torch.manual_seed(depth)
     theirs = getattr(torchvision.models, f"resnet{depth}")().eval()
+    torch.manual_seed(depth)
     ours = getattr(resnet_lab, f"resnet{depth}")().eval()
-    assert list(ours.state_dict()) == list(theirs.state_dict())  # same names, same order
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(2, 3, 224, 224)
+    # From the same seed, the same weights bit for bit (Kaiming normal, fan_out, BN (1, 0), fc as nn.Linear's):
+    # a from-scratch run can be compared with torchvision's, and a change of init cannot slip through.
+    assert_same_state(ours, theirs)
+    x = torch.randn(2, 3, 64, 64)  # any size >= 32 exercises every layer; 224x224 would only cost time
     with torch.no_grad():
         diff = (ours(x) - theirs(x)).abs().max().item()
     assert diff < 1e-5
@@ -32,19 +40,20 @@ def test_builders_match_torchvision_weights_and_outputs(depth):
 @pytest.mark.parametrize("depth", [18, 50])
 @pytest.mark.parametrize("size", [(32, 32), (160, 160), (256, 192), (97, 131)])
 def test_any_input_size_that_survives_downsampling(depth, size):
-    model = resnet(depth, num_classes=7).eval()
-    with torch.no_grad():
+    with torch.device("meta"):  # shapes only: the meta device runs no arithmetic
+        model = resnet(depth, num_classes=7).eval()
         assert model(torch.randn(1, 3, *size)).shape == (1, 7)
 
 
 def test_in_channels_option():
-    model = resnet_lab.resnet18(in_channels=1, num_classes=10).eval()
-    with torch.no_grad():
+    with torch.device("meta"):
+        model = resnet_lab.resnet18(in_channels=1, num_classes=10).eval()
         assert model(torch.randn(2, 1, 64, 64)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("depth", sorted(CIFAR_PARAMS))
 def test_cifar_parameter_counts_match_table_6(depth):
+    # (not on the meta device: its init runs through Python decompositions, slower than the CPU for small convs)
     assert count_parameters(cifar_resnet(depth)) == CIFAR_PARAMS[depth]
     assert count_parameters(cifar_resnet(depth, residual=False)) == CIFAR_PARAMS[depth]
 
@@ -87,23 +96,27 @@ def test_plain_cifar_net_has_no_shortcut_and_differs_from_residual():
 
 
 def test_plain_imagenet_nets_match_table_2_layout():
-    plain18 = resnet_lab.resnet18(residual=False)
-    plain34 = resnet_lab.resnet34(residual=False)
+    with torch.device("meta"):
+        plain18 = resnet_lab.resnet18(residual=False)
+        plain34 = resnet_lab.resnet34(residual=False)
+        resnet18 = resnet_lab.resnet18()
     assert all(b.downsample is None for b in plain34.modules() if isinstance(b, BasicBlock))
     # Without projections the plain nets have fewer parameters than ResNet-18/34 (option B).
-    proj18 = sum(p.numel() for n, p in resnet_lab.resnet18().named_parameters() if "downsample" in n)
+    proj18 = sum(p.numel() for n, p in resnet18.named_parameters() if "downsample" in n)
     assert count_parameters(plain18) == TORCHVISION_PARAMS[18] - proj18
     assert plain34.description.startswith("plain-34")
 
 
-def test_zero_init_residual_zeroes_the_last_bn_of_every_block():
-    model = resnet_lab.resnet50(zero_init_residual=True)
-    blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
-    assert len(blocks) == 16
-    assert all(torch.count_nonzero(b.bn3.weight) == 0 for b in blocks)
-    assert all(torch.count_nonzero(b.bn2.weight) > 0 for b in blocks)
-    tv = torchvision.models.resnet50(zero_init_residual=True)
-    assert all(torch.count_nonzero(b.bn3.weight) == 0 for b in tv.modules() if isinstance(b, torchvision.models.resnet.Bottleneck))
+@pytest.mark.parametrize("depth,block", [(18, BasicBlock), (50, Bottleneck)])
+def test_zero_init_residual_zeroes_the_last_bn_of_every_block(depth, block):
+    torch.manual_seed(0)
+    model = resnet(depth, zero_init_residual=True)
+    blocks = [m for m in model.modules() if isinstance(m, block)]
+    assert len(blocks) == sum(resnet_lab.IMAGENET_CONFIGS[depth][1])
+    assert all(torch.count_nonzero(b.last_bn.weight) == 0 for b in blocks)
+    assert all(torch.count_nonzero(b.bn1.weight) > 0 for b in blocks)
+    torch.manual_seed(0)
+    assert_same_state(model, getattr(torchvision.models, f"resnet{depth}")(zero_init_residual=True))
 
 
 def test_zero_init_block_is_identity_plus_relu():
@@ -127,9 +140,10 @@ def test_shortcut_options(shortcut, expected):
 
 
 def test_option_c_adds_projections_everywhere():
-    b = count_parameters(resnet_lab.resnet18(shortcut="B"))
-    c = count_parameters(resnet_lab.resnet18(shortcut="C"))
-    a = count_parameters(resnet_lab.resnet18(shortcut="A"))
+    with torch.device("meta"):
+        b = count_parameters(resnet_lab.resnet18(shortcut="B"))
+        c = count_parameters(resnet_lab.resnet18(shortcut="C"))
+        a = count_parameters(resnet_lab.resnet18(shortcut="A"))
     assert a < b < c
 
 
@@ -146,7 +160,8 @@ def test_bottleneck_stride_placement():
 
 def test_bottleneck_matches_torchvision_block():
     torch.manual_seed(1)
-    tv_block = torchvision.models.resnet50().layer2[0].eval()
+    projection = torch.nn.Sequential(resnet_lab.conv1x1(256, 512, stride=2), torch.nn.BatchNorm2d(512))
+    tv_block = torchvision.models.resnet.Bottleneck(256, 128, stride=2, downsample=projection).eval()  # resnet50's layer2[0]
     ours = Bottleneck(256, 128, stride=2).eval()
     ours.load_state_dict(tv_block.state_dict())
     x = torch.randn(2, 256, 14, 14)
@@ -168,8 +183,77 @@ def test_make_stage_reports_its_blocks():
     assert "layer2" in text and "projection" in text
 
 
+def test_make_stages_builds_every_stage_and_one_table():
+    with torch.device("meta"):  # shapes and tables only
+        stages, table = make_stages(Bottleneck, 64, widths=(64, 128, 256, 512), depths=(3, 4, 6, 3), strides=(1, 2, 2, 2))
+        assert table == resnet_lab.resnet50().block_table  # the network is built from the same call
+        x = torch.randn(1, 64, 32, 32)
+        for stage in stages.values():
+            x = stage.eval()(x)
+    assert list(stages) == ["layer1", "layer2", "layer3", "layer4"]
+    assert [len(stage) for stage in stages.values()] == [3, 4, 6, 3]
+    assert [r.stage for r in table] == [f"layer{i}" for i, n in zip((1, 2, 3, 4), (3, 4, 6, 3)) for _ in range(n)]
+    assert x.shape == (1, 2048, 4, 4)
+
+
+def test_make_stages_passes_block_options_to_every_block():
+    stages, table = make_stages(Bottleneck, 64, (64, 128), (2, 2), (1, 2), stride_at="1x1", shortcut="C", prefix="stage")
+    assert list(stages) == ["stage1", "stage2"]
+    blocks = [b for stage in stages.values() for b in stage]
+    assert all(b.stride_at == "1x1" for b in blocks)
+    assert [r.shortcut for r in table] == ["projection"] * 4  # option C: a projection on every block
+
+
+@pytest.mark.parametrize("widths,depths,strides", [((64, 128), (2,), (1, 2)), ((), (), ())])
+def test_make_stages_needs_one_width_depth_and_stride_per_stage(widths, depths, strides):
+    with pytest.raises(ValueError, match="one width, depth and stride per stage"):
+        make_stages(BasicBlock, 64, widths, depths, strides)
+
+
+class DoubleBlock(torch.nn.Module):
+    """A block type the package does not know: 3x3 conv widening 2x, BN, added to a projection."""
+
+    expansion = 2
+    branch_convs = ("conv1",)
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, shortcut: str = "B", residual: bool = True):
+        super().__init__()
+        self.out_channels = planes * self.expansion
+        self.conv1 = resnet_lab.conv3x3(in_channels, self.out_channels, stride)
+        self.bn1 = torch.nn.BatchNorm2d(self.out_channels)
+        self.downsample = resnet_lab.make_shortcut(in_channels, self.out_channels, stride, shortcut) if residual else None
+        self.residual = residual
+        self.last_bn = self.bn1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn1(self.conv1(x))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return torch.relu(out + shortcut if self.residual else out)
+
+
+def test_networks_read_the_block_type_from_its_class_attributes():
+    model = resnet_lab.ResNet(DoubleBlock, [1, 1, 1, 1], num_classes=5, zero_init_residual=True)
+    assert model.description.startswith("ResNet-6 (DoubleBlock")  # 4 blocks x 1 conv + stem + fc
+    assert model.fc.in_features == 512 * 2
+    assert all(torch.count_nonzero(b.bn1.weight) == 0 for b in model.modules() if isinstance(b, DoubleBlock))
+    predicted = resnet_lab.predicted_feature_map_table(model, (1, 3, 64, 64), blocks=True)
+    measured = resnet_lab.feature_map_table(model, (1, 3, 64, 64), blocks=True)
+    assert [r.shape for r in predicted] == [r.shape for r in measured]
+
+
+@pytest.mark.parametrize("depth", sorted(TABLE_1_BLOCKS))
+def test_imagenet_configs_are_table_1(depth):
+    block, layers = resnet_lab.IMAGENET_CONFIGS[depth]
+    kind, paper_layers = TABLE_1_BLOCKS[depth]
+    assert (block.__name__.lower().replace("basicblock", "basic"), layers) == (kind, paper_layers)
+    with torch.device("meta"):  # shapes only: no memory, no init arithmetic
+        stage_out = [r.out_channels for r in resnet(depth).block_table if r.index == 0]
+    assert tuple(stage_out) == TABLE_1_STAGE_CHANNELS[kind]
+
+
 def test_model_block_table_follows_the_channel_rule():
-    table = resnet_lab.resnet50().block_table
+    with torch.device("meta"):
+        table = resnet_lab.resnet50().block_table
     firsts = [r for r in table if r.index == 0]
     assert [(r.in_channels, r.out_channels, r.stride) for r in firsts] == [
         (64, 256, 1), (256, 512, 2), (512, 1024, 2), (1024, 2048, 2)

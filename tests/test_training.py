@@ -79,8 +79,10 @@ def test_train_returns_a_full_history_and_is_repeatable(tiny_splits):
 
 def test_bf16_training_runs(tiny_splits):
     model = cifar_resnet(8, in_channels=1)
-    history = training.train(model, tiny_splits, tiny_config(epochs=1, precision="bf16"), progress=False, device="cpu")
+    one_batch = dataclasses.replace(tiny_splits, train=tiny_splits.train.select(torch.arange(32)))  # bf16 is slow on CPUs
+    history = training.train(model, one_batch, tiny_config(epochs=1, precision="bf16"), progress=False, device="cpu")
     assert history.epoch == [1] and history.train_loss[0] > 0
+    assert history.precision == "bf16" and history.channels_last is False  # bf16 on the CPU: NCHW is faster
 
 
 class InterruptAfter(torch.nn.Module):
@@ -125,15 +127,31 @@ def test_test_set_touched_once_and_best_model_kept(tiny_splits, monkeypatch):
     assert history.best_epoch == 1 + history.val_error.index(min(history.val_error))
 
 
-def test_fast_mode_caps_epochs_and_hides_the_progress_bar(tiny_splits, monkeypatch, capsys):
-    monkeypatch.setenv("RESNET_LAB_FAST", "1")
+def test_train_does_what_its_arguments_say_whatever_the_environment(tiny_splits, monkeypatch, capsys):
+    monkeypatch.setenv("RESNET_LAB_FAST", "1")  # fast mode is decided by the caller, not read by train()
     torch.set_num_threads(2)
-    history = training.train(cifar_resnet(8, in_channels=1), tiny_splits, tiny_config(epochs=50), device="cpu")
-    assert len(history.epoch) == training.FAST_MAX_EPOCHS
-    assert torch.get_num_threads() == 2  # one thread during fast-mode training, restored after
-    torch.set_num_threads(1)
+    try:
+        history = training.train(cifar_resnet(8, in_channels=1), tiny_splits, tiny_config(epochs=3), progress=False,
+                                 device="cpu", threads=1)  # fmt: skip
+        assert torch.get_num_threads() == 2  # one thread while training, the caller's setting restored after
+    finally:
+        torch.set_num_threads(1)
+    assert history.epoch == [1, 2, 3]
+    assert (history.device, history.precision, history.channels_last, history.threads) == ("cpu", "fp32", True, 1)
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err == ""
+    assert captured.out == "" and captured.err == ""  # progress=False: nothing printed
+
+
+def test_threads_must_be_positive(tiny_splits):
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        training.train(cifar_resnet(8, in_channels=1), tiny_splits, tiny_config(), progress=False, threads=0)
+
+
+def test_history_of_an_older_record_loads_without_the_settled_values():
+    old = {"epoch": [1], "train_loss": [1.0], "train_error": [50.0], "val_error": [40.0], "test_error": [None],
+           "lr": [0.1], "seconds": [1.0]}  # fmt: skip
+    history = training.History.from_dict(old)
+    assert history.precision is None and history.threads is None and history.epoch == [1]
 
 
 def test_progress_bar_is_plain_text_under_ci(tiny_splits, monkeypatch, capsys):

@@ -1,0 +1,87 @@
+"""Claims about the committed run records in data/runs/: the paper's findings, as measured, and their recipes."""
+
+from __future__ import annotations
+
+import pytest
+
+from resnet_lab import experiments
+from resnet_lab.training import TrainConfig
+
+NET_NAMES = ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
+
+
+@pytest.fixture(scope="module")
+def degradation() -> dict:
+    return experiments.load_record("degradation")
+
+
+def test_committed_degradation_record_schema(degradation, check_schema):
+    check_schema(degradation, NET_NAMES)
+    assert degradation["experiment"] == "degradation" and degradation["mode"] == "full"
+    assert degradation["dataset"]["name"] == "fashion-mnist-subset" and degradation["dataset"]["train"] == 9000
+    assert degradation["config"]["batch_size"] == 128 and degradation["config"]["momentum"] == 0.9
+    assert degradation["config"]["weight_decay"] == 1e-4 and degradation["config"]["lr"] == 0.1
+    assert [degradation["nets"][n]["residual"] for n in NET_NAMES] == [False, False, True, True]
+
+
+def test_committed_record_shows_degradation_of_plain_nets(degradation):
+    plain20 = degradation["nets"]["plain-20"]["history"]["train_error"]
+    plain56 = degradation["nets"]["plain-56"]["history"]["train_error"]
+    above = sum(b > a for a, b in zip(plain20, plain56))
+    assert above > len(plain20) / 2, "plain-56 above plain-20 for most of the run"
+    assert plain56[-1] > plain20[-1], "and at the end"
+
+
+def test_committed_record_shows_residuals_remove_most_of_the_penalty(degradation):
+    final = {name: net["final"]["train_error"] for name, net in degradation["nets"].items()}
+    plain_gap = final["plain-56"] - final["plain-20"]
+    resnet_gap = final["ResNet-56"] - final["ResNet-20"]
+    assert resnet_gap <= plain_gap / 3
+    assert final["ResNet-56"] < final["plain-56"]
+    findings = experiments.degradation_findings(degradation)
+    assert findings["degradation"] and findings["residual_removes_most_of_gap"] and findings["resnet56_below_plain56"]
+    assert findings == degradation["findings"]
+
+
+def test_committed_fashion_full_record(check_schema):
+    record = experiments.load_record("fashion-full-resnet20")
+    check_schema(record, ["ResNet-20"])
+    assert record["dataset"]["name"] == "fashion-mnist"
+    assert (record["dataset"]["train"], record["dataset"]["val"], record["dataset"]["test"]) == (55000, 5000, 10000)
+    assert record["config"]["keep_best"] and not record["config"]["test_every_epoch"]
+    net = record["nets"]["ResNet-20"]
+    assert net["history"]["test_error"] == [None] * record["config"]["epochs"]  # test set touched once, at the end
+    assert record["test_accuracy"] == pytest.approx(100 - net["final"]["test_error"])
+    assert record["mode"] == "full" and record["environment"]["cpu_count"] == 2 and record["environment"]["device"] == "cpu"
+    assert record["total_seconds"] <= 30 * 60  # the budget: 30 minutes on 2 CPU cores
+    assert record["test_accuracy"] >= 94.0  # the target
+    assert net["final"]["best_val_error"] == min(net["history"]["val_error"])
+    # the documented command reproduces this recipe
+    assert TrainConfig(**record["config"]) == experiments.fashion_full_config(fast=False)
+
+
+def test_fashion_full_record_was_chosen_on_validation_among_the_candidates(check_schema):
+    chosen = experiments.load_record("fashion-full-resnet20")
+    other = experiments.load_record("fashion-full-resnet20-candidate-erasing")
+    check_schema(other, ["ResNet-20"])
+    assert other["config"]["random_erasing"] == 0.5 and chosen["config"]["random_erasing"] == 0.0
+    assert {k: v for k, v in other["config"].items() if k != "random_erasing"} == {
+        k: v for k, v in chosen["config"].items() if k != "random_erasing"
+    }  # the same recipe otherwise
+    assert chosen["nets"]["ResNet-20"]["final"]["best_val_error"] < other["nets"]["ResNet-20"]["final"]["best_val_error"]
+    assert other["total_seconds"] <= 30 * 60
+
+
+def test_committed_longer_record_reaches_the_papers_full_claim(check_schema):
+    record = experiments.load_record("degradation-long")
+    check_schema(record, ["ResNet-20", "ResNet-56"])
+    assert record["mode"] == "full" and record["config"]["epochs"] == 20
+    final = {name: net["final"]["train_error"] for name, net in record["nets"].items()}
+    assert final["ResNet-56"] <= final["ResNet-20"]
+    assert record["findings"]["resnet56_at_or_below_resnet20"]
+
+
+def test_dataset_line_drops_the_recording_machines_path():
+    record = experiments.load_record("fashion-full-resnet20")
+    assert record["dataset"]["description"].endswith("(from /usr/share/datasets/fashion-mnist)")
+    assert experiments.dataset_line(record) == "fashion-mnist: 55000 train / 5000 val / 10000 test images of 1x28x28, 10 classes"
