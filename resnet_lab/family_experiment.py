@@ -48,16 +48,19 @@ def family_config(fast: bool) -> TrainConfig:
 
 def run_family(
     *,
-    fast: bool | None = None,
+    fast: bool = False,
     config: TrainConfig | None = None,
     nets: Sequence[str] | None = None,
-    progress: bool | None = None,
+    progress: bool = True,
+    threads: int | None = None,
     save_as: str | None = None,
     notes: str = "",
 ) -> dict[str, Any]:
     """Train the nets of ``FAMILY_NETS`` (all, or the names in ``nets``) with one recipe and seed.
 
-    Returns the run record; with ``save_as`` (a file name under data/runs/) it is written after each net.
+    ``fast``: tiny data and one epoch; ``threads``: torch CPU threads (default 1 in fast mode, else
+    torch's), restored after. Returns the run record; with ``save_as`` (a file name under data/runs/)
+    it is written after each net.
     """
     from .experiments import _net_result, _start_run, save_record  # experiments imports this module lazily
 
@@ -65,7 +68,7 @@ def run_family(
     unknown = [n for n in names if n not in FAMILY_NETS]
     if unknown:
         raise ValueError(f"unknown nets {unknown}; choose from {list(FAMILY_NETS)}")
-    config, device, splits, record = _start_run("family", fast, config, notes)
+    config, device, splits, threads, record = _start_run("family", fast, config, threads, notes)
     record["rule"] = (
         "judge each net by its validation error after the last epoch; call two nets different only if the "
         f"errors differ by more than {SIGNIFICANCE_Z:g} binomial standard errors of the difference; test set once, not used"
@@ -78,7 +81,7 @@ def run_family(
         model = build()
         macs = count_macs(model, (1, *splits.train.images.shape[1:]))  # one 1x28x28 image
         net_started = time.perf_counter()
-        history = train(model, splits, config, progress=progress, device=device, description=name)
+        history = train(model, splits, config, progress=progress, device=device, threads=threads, description=name)
         entry = _net_result(name, depth, True, model, history, time.perf_counter() - net_started, config.keep_best)
         entry["macs"] = macs
         entry["change"] = change
