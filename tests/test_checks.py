@@ -273,8 +273,8 @@ def test_imagenet_builders_are_called_with_depth_or_without_arguments():
         calls.append(depth)
         return nn.Identity()
 
-    checks._build_imagenet("imagenet_resnet", my_resnet18, 18)
-    checks._build_imagenet("imagenet_resnet", any_depth, 34)
+    checks.networks._build_imagenet("imagenet_resnet", my_resnet18, 18)
+    checks.networks._build_imagenet("imagenet_resnet", any_depth, 34)
     assert calls == [1000, 34]
 
 
@@ -571,3 +571,64 @@ def test_checks_is_a_submodule_import():
 
     module = importlib.import_module("resnet_lab.checks")
     assert module is checks and callable(checks.basic_block)
+
+
+# ----------------------------------------------------------------------------------------
+# The package: registration, configurations, partial credit
+# ----------------------------------------------------------------------------------------
+
+
+def test_every_checker_module_is_registered_and_its_checkers_are_reachable():
+    import importlib
+
+    expected = {"conv_output_size", "residual_unit", "basic_block", "bottleneck", "plain_switch", "stage",
+                "cifar_net", "imagenet_resnet", "small_input_net"}
+    assert expected <= set(checks.CHECKERS)
+    for module_name in checks.CHECKER_MODULES:
+        module = importlib.import_module(f"resnet_lab.checks.{module_name}")
+        for name in module.__all__:
+            assert getattr(checks, name) is getattr(module, name) is checks.CHECKERS[name]
+    assert checks.basic_block is checks.blocks.basic_block
+
+
+class StridelessProjectionBlock(TorchvisionStyleBlock):
+    """Right except that the projection forgets the stride (mistake 5): fine at stride 1, wrong at stride 2."""
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, residual: bool = True) -> None:
+        super().__init__(in_channels, planes, stride, residual)
+        if self.downsample is not None:
+            self.downsample = projection(in_channels, planes, 1)
+
+
+def test_collecting_records_each_configuration_for_partial_credit(capsys):
+    from resnet_lab.checks.engine import collecting
+
+    with collecting() as results, pytest.raises(AssertionError, match="stride"):
+        checks.basic_block(StridelessProjectionBlock)
+    assert [(config[:3], error is None) for config, error in results] == [
+        ((64, 64, 1), True), ((64, 128, 2), False), ((32, 64, 1), True), ((64, 64, 2), False)]
+    assert capsys.readouterr().out == ""
+
+
+def test_not_done_stops_collecting_at_once():
+    from resnet_lab.checks.engine import collecting
+
+    class Stub(nn.Module):
+        def __init__(self, in_channels, planes, stride=1):
+            raise NotImplementedError("fill me in")
+
+    with collecting() as results, pytest.raises(AssertionError, match="not done yet"):
+        checks.basic_block(Stub)
+    assert len(results) == 4 and all(error is not None for _, error in results)
+
+
+def test_extra_configurations_are_checked_and_counted(capsys):
+    checks.basic_block(TorchvisionStyleBlock, configs=[(16, 32, 2)])
+    assert capsys.readouterr().out.startswith(
+        "✓ basic_block: 1 configuration matches resnet_lab.BasicBlock (shapes, parameter counts, outputs; "
+        "1 with a projection shortcut)")
+    with pytest.raises(AssertionError, match="stride"):
+        checks.basic_block(StridelessProjectionBlock, configs=[(16, 16, 1), (16, 16, 2)])
+    checks.stage(lambda block, cin, planes, n, stride: make_stage(block, cin, planes, n, stride)[0],
+                 configs=[("Bottleneck", 32, 16, 2, 2)])
+    assert "1 configuration matches resnet_lab.make_stage" in capsys.readouterr().out

@@ -1,0 +1,584 @@
+"""The comparison engine shared by the checkers: messages, calling student code safely, tracing,
+pairing the student's layers with the reference's, and comparing outputs with the same weights.
+
+Everything here is neutral about *what* is checked; hints about particular mistakes live in
+:mod:`resnet_lab.checks.diagnosis` and are passed in through a :class:`Diagnosis`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import difflib
+import os
+import re
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..costs import count_parameters
+
+ATOL = 1e-5
+RTOL = 1e-4
+SEED = 0
+ACCEPT_SIZES = (160, 100)  # besides 224x224: a fixed AvgPool2d(7) head fails on both
+
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+# Frames inside resnet_lab (this package's parent) are the course's, not the student's.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ADD_RE = re.compile(
+    r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)"
+)
+_CONV_CHANNELS_RE = re.compile(r"expected input\[([\d, ]+)\] to have (\d+) channels, but got (\d+) channels")
+
+HINT_NOT_DONE = "this exercise is not done yet: fill in the cell above"
+
+# --------------------------------------------------------------------------------------
+# Messages
+# --------------------------------------------------------------------------------------
+
+
+def fail(where: str, problem: str, hints: Sequence[str] | str | None = None) -> AssertionError:
+    """An AssertionError whose first line says where and what, followed by one line per hint."""
+    if isinstance(hints, str):
+        hints = [hints]
+    lines = [f"{where}: {problem}"]
+    seen: set[str] = set()
+    for hint in hints or ():
+        if hint and hint not in seen:
+            seen.add(hint)
+            lines.append(f"Hint: {hint}")
+    return AssertionError("\n".join(lines))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def _student_line(exc: BaseException) -> str:
+    """`` (at `code`)`` for the innermost frame of the student's own code, if there is one."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = os.path.abspath(frame.filename)
+        if path.startswith(_TORCH_DIR) or path.startswith(_PACKAGE_DIR):
+            continue
+        return f" (at `{frame.line.strip()}`)" if frame.line else ""
+    return ""
+
+
+def _describe_exception(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_first_line(exc)}{_student_line(exc)}"
+
+
+def not_done(checker: str, exc: BaseException) -> AssertionError:
+    detail = _first_line(exc)
+    return AssertionError(
+        f"{checker}: {HINT_NOT_DONE} (your code raised NotImplementedError{': ' + detail if detail else ''})"
+    )
+
+
+def fmt_shape(shape: Sequence[int] | None) -> str:
+    return "None" if shape is None else "(" + ", ".join(str(int(s)) for s in shape) + ")"
+
+
+def pair_text(value: Any) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        return str(value[0])
+    return str(value)
+
+
+def _describe_module(module: nn.Module) -> str:
+    if isinstance(module, nn.Conv2d):
+        k = "x".join(str(s) for s in module.kernel_size)
+        text = (
+            f"Conv2d {module.in_channels}->{module.out_channels}, {k}, "
+            f"stride {pair_text(module.stride)}, padding {pair_text(module.padding)}"
+        )
+        return text + (", with bias" if module.bias is not None else "")
+    if isinstance(module, _BatchNorm):
+        return f"{type(module).__name__}({module.num_features})"
+    if isinstance(module, nn.Linear):
+        return f"Linear {module.in_features}->{module.out_features}" + ("" if module.bias is not None else ", no bias")
+    shapes = ", ".join(f"{n} {fmt_shape(p.shape)}" for n, p in module.named_parameters(recurse=False))
+    return f"{type(module).__name__}({shapes})"
+
+
+# --------------------------------------------------------------------------------------
+# Calling student code safely
+# --------------------------------------------------------------------------------------
+
+
+def call_student(checker: str, where: str, what: str, fn: Callable[..., Any], *args: Any,
+          hints: Callable[[BaseException], list[str]] | None = None, **kwargs: Any) -> Any:
+    """Call student code; NotImplementedError and every other exception become AssertionErrors."""
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        raise not_done(checker, exc) from None
+    except AssertionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything the student's code raises is reported
+        extra = hints(exc) if hints else []
+        if isinstance(exc, TypeError) and "argument" in str(exc):
+            extra = [*extra, f"the checker calls {what}: does your code take these arguments?"]
+        raise fail(where, f"{what} raised {_describe_exception(exc)}", extra) from None
+
+
+def build(checker: str, where: str, call_text: str, factory: Callable[..., Any], *args: Any,
+           **kwargs: Any) -> nn.Module:
+    module = call_student(checker, where, call_text, factory, *args, **kwargs)
+    if isinstance(module, tuple) and module and isinstance(module[0], nn.Module):
+        module = module[0]
+    if not isinstance(module, nn.Module):
+        raise fail(where, f"{call_text} returned {type(module).__name__}, expected an nn.Module",
+                    "return the module you built (for a function: `return nn.Sequential(...)`)")
+    return module
+
+
+# --------------------------------------------------------------------------------------
+# Tracing: which leaf modules run, in what order, on what inputs
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TracedCall:
+    name: str
+    module: nn.Module
+    in_shape: tuple[int, ...] | None
+    in_ptr: int | None
+    out_shape: tuple[int, ...] | None = None
+
+
+@dataclass
+class Tracer:
+    """Forward pre/post hooks on every leaf module; keeps the tensors alive so pointers stay unique."""
+
+    model: nn.Module
+    calls: list[TracedCall] = field(default_factory=list)
+    _keep: list[torch.Tensor] = field(default_factory=list)
+    _handles: list[Any] = field(default_factory=list)
+
+    def __enter__(self) -> Tracer:
+        for name, module in self.model.named_modules():
+            if next(module.children(), None) is None:
+                self._handles.append(module.register_forward_pre_hook(partial(self._pre, name)))
+                self._handles.append(module.register_forward_hook(partial(self._post, name)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _pre(self, name: str, module: nn.Module, args: tuple[Any, ...]) -> None:
+        t = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if t is not None:
+            self._keep.append(t)
+        self.calls.append(TracedCall(name, module, tuple(t.shape) if t is not None else None,
+                                t.data_ptr() if t is not None else None))
+
+    def _post(self, name: str, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            self._keep.append(out)
+            for call in reversed(self.calls):
+                if call.module is module:
+                    call.out_shape = tuple(out.shape)
+                    break
+
+    def first_call(self, module: nn.Module) -> TracedCall | None:
+        return next((c for c in self.calls if c.module is module), None)
+
+    def last_conv_map(self) -> tuple[int, ...] | None:
+        for call in reversed(self.calls):
+            if isinstance(call.module, nn.Conv2d) and call.out_shape is not None:
+                return call.out_shape
+        return None
+
+
+def forward(checker: str, where: str, module: nn.Module, x: torch.Tensor,
+             hints: Callable[[BaseException, Tracer], list[str]] | None = None) -> tuple[torch.Tensor, Tracer]:
+    """Run ``module`` on a copy of ``x`` in eval mode; report exceptions and in-place changes of the input."""
+    module.eval()
+    x_in = x.clone()
+    tracer = Tracer(module)
+    try:
+        with torch.no_grad(), tracer:
+            out = module(x_in)
+    except NotImplementedError as exc:
+        raise not_done(checker, exc) from None
+    except AssertionError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        extra = hints(exc, tracer) if hints else []
+        raise fail(where, f"your forward raised {_describe_exception(exc)}", extra or generic_error_hints(exc)) from None
+    if not torch.equal(x_in, x):
+        changed = "lost its negative values" if bool((x < 0).any()) and not bool((x_in < 0).any()) else "was changed"
+        raise fail(
+            where,
+            f"your forward modified its input tensor in place: after the call, the input {changed}",
+            "an in-place operation overwrote a tensor that the shortcut still needs: nn.ReLU(inplace=True) "
+            "(or `x += ...`, `x.relu_()`) applied to the block's input x changes the very tensor that is added "
+            "back at the end. Apply in-place ReLU only to fresh tensors (a BN output, the sum after the add), "
+            "or use inplace=False.",
+        )
+    if not isinstance(out, torch.Tensor):
+        raise fail(where, f"your forward returned {type(out).__name__}, expected a tensor",
+                    "end forward with `return out`")
+    return out, tracer
+
+
+def generic_error_hints(exc: BaseException) -> list[str]:
+    text = str(exc)
+    m = _ADD_RE.search(text)
+    if m:
+        a, b, dim = m.groups()
+        what = "channels" if dim == "1" else "height/width"
+        return [f"two tensors that are added (or combined) disagree in {what}: {a} vs {b}. "
+                "At a residual add the branch and the shortcut must have exactly the same shape."]
+    if "mat1 and mat2" in text:
+        return ["the classifier got a different number of features than it expects: "
+                "is the pooling before the fc layer global (nn.AdaptiveAvgPool2d(1))?"]
+    m = _CONV_CHANNELS_RE.search(text)
+    if m:
+        return [f"a convolution built for {m.group(2)} input channels received {m.group(3)}: "
+                "check the in_channels of each conv against the tensor it is applied to"]
+    return []
+
+
+# --------------------------------------------------------------------------------------
+# Parameters: layer-by-layer comparison and copying weights across
+# --------------------------------------------------------------------------------------
+
+
+def _has_state(module: nn.Module) -> bool:
+    return next(module.parameters(recurse=False), None) is not None or next(module.buffers(recurse=False), None) is not None
+
+
+def _signature(module: nn.Module) -> tuple[Any, ...]:
+    params = tuple((n, tuple(p.shape)) for n, p in module.named_parameters(recurse=False))
+    buffers = tuple((n, tuple(b.shape)) for n, b in module.named_buffers(recurse=False))
+    return params + buffers
+
+
+def _units(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules that own parameters or buffers directly, in registration order."""
+    return [(name or "(the module itself)", m) for name, m in model.named_modules() if _has_state(m)]
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters(recurse=False))
+
+
+def _greedy_match(ref: list[tuple[str, nn.Module]], stu: list[tuple[str, nn.Module]],
+                  key: Callable[[nn.Module], Any] = _signature) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Pair each reference unit with the first unused student unit of the same signature."""
+    used: set[int] = set()
+    pairs, missing = [], []
+    for i, (_, rm) in enumerate(ref):
+        sig = key(rm)
+        j = next((j for j, (_, sm) in enumerate(stu) if j not in used and key(sm) == sig), None)
+        if j is None:
+            missing.append(i)
+        else:
+            used.add(j)
+            pairs.append((i, j))
+    extra = [j for j in range(len(stu)) if j not in used]
+    return pairs, missing, extra
+
+
+def parameter_problem(student: nn.Module, reference: nn.Module, limit: int = 4) -> str | None:
+    """None when both have the same layers (up to order); else which layers differ, expected vs got."""
+    ref_units, stu_units = _units(reference), _units(student)
+    _, missing, extra = _greedy_match(ref_units, stu_units)
+    total_r, total_s = count_parameters(reference), count_parameters(student)
+    if not missing and not extra and total_r == total_s:
+        return None
+    lines = [f"parameter count: expected {total_r:,}, got {total_s:,}"]
+    details = []
+    # Align the two layer lists in registration order to say which layers differ.
+    matcher = difflib.SequenceMatcher(None, [_signature(m) for _, m in ref_units],
+                                      [_signature(m) for _, m in stu_units], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        pairs = list(zip(range(i1, i2), range(j1, j2)))
+        for i, j in pairs:
+            (rn, rm), (sn, sm) = ref_units[i], stu_units[j]
+            details.append(
+                f"layer `{sn}` ({_describe_module(sm)}): expected {_count(rm):,} parameters, got {_count(sm):,} "
+                f"(the reference's `{rn}` is {_describe_module(rm)})"
+            )
+        for i in range(i1 + len(pairs), i2):
+            rn, rm = ref_units[i]
+            details.append(f"missing a layer like the reference's `{rn}` ({_describe_module(rm)}, "
+                           f"{_count(rm):,} parameters)")
+        for j in range(j1 + len(pairs), j2):
+            sn, sm = stu_units[j]
+            details.append(f"extra layer `{sn}` ({_describe_module(sm)}, {_count(sm):,} parameters) that the "
+                           "reference doesn't have")
+    if len(details) > limit:
+        details = details[:limit] + [f"... and {len(details) - limit} more differences"]
+    return "; ".join(lines + details)
+
+
+def _fork_flags(tracer: Tracer) -> dict[int, bool]:
+    """For each module (by id): is its input read by more than one parametrised layer (a fork, e.g. conv1 and the projection)?"""
+    readers: dict[tuple[int | None, tuple[int, ...] | None], int] = {}
+    first: dict[int, TracedCall] = {}
+    for call in tracer.calls:
+        if _has_state(call.module) and id(call.module) not in first:
+            first[id(call.module)] = call
+            key = (call.in_ptr, call.in_shape)
+            readers[key] = readers.get(key, 0) + 1
+    return {mid: readers[(c.in_ptr, c.in_shape)] > 1 for mid, c in first.items()}
+
+
+def _groups(model: nn.Module, tracer: Tracer) -> list[list[tuple[str, nn.Module]]]:
+    """Parametrised layers in execution order, each BN grouped with the conv right before it."""
+    names = {id(m): n for n, m in _units(model)}
+    order: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    for call in tracer.calls:
+        m = call.module
+        if _has_state(m) and id(m) not in seen:
+            seen.add(id(m))
+            order.append((names.get(id(m), call.name), m))
+    order += [(n, m) for n, m in _units(model) if id(m) not in seen]
+    groups: list[list[tuple[str, nn.Module]]] = []
+    for name, m in order:
+        prev = groups[-1][-1][1] if groups else None
+        if isinstance(m, _BatchNorm) and isinstance(prev, nn.Conv2d) and prev.out_channels == m.num_features:
+            groups[-1].append((name, m))
+        else:
+            groups.append([(name, m)])
+    return groups
+
+
+def _copy_pairs(pairs: list[tuple[nn.Module, nn.Module]]) -> None:
+    with torch.no_grad():
+        for rm, sm in pairs:
+            for (_, rt), (_, st) in zip(
+                [*rm.named_parameters(recurse=False), *rm.named_buffers(recurse=False)],
+                [*sm.named_parameters(recurse=False), *sm.named_buffers(recurse=False)],
+            ):
+                st.copy_(rt)
+
+
+def _weight_matchings(reference: nn.Module, ref_tracer: Tracer, student: nn.Module,
+                      stu_tracer: Tracer) -> list[list[tuple[nn.Module, nn.Module]]]:
+    """Candidate ways to pair the reference's layers with the student's (names may differ)."""
+    candidates = []
+    ref_forks, stu_forks = _fork_flags(ref_tracer), _fork_flags(stu_tracer)
+
+    def group_key(forks: dict[int, bool]) -> Callable[[Any], Any]:
+        return lambda group: (forks.get(id(group[0][1]), False), tuple(_signature(m) for _, m in group))
+
+    rg, sg = _groups(reference, ref_tracer), _groups(student, stu_tracer)
+    for with_forks in (True, False):
+        rkey = group_key(ref_forks if with_forks else {})
+        skey = group_key(stu_forks if with_forks else {})
+        used: set[int] = set()
+        pairs: list[tuple[nn.Module, nn.Module]] = []
+        ok = True
+        for group in rg:
+            j = next((j for j, g in enumerate(sg) if j not in used and skey(g) == rkey(group)), None)
+            if j is None:
+                ok = False
+                break
+            used.add(j)
+            pairs += [(rm, sm) for (_, rm), (_, sm) in zip(group, sg[j])]
+        if ok and len(used) == len(sg):
+            candidates.append(pairs)
+    unit_pairs, missing, extra = _greedy_match(_units(reference), _units(student))
+    if not missing and not extra:
+        ru, su = _units(reference), _units(student)
+        candidates.append([(ru[i][1], su[j][1]) for i, j in unit_pairs])
+    unique, seen = [], set()
+    for pairs in candidates:
+        key = tuple(sorted((id(r), id(s)) for r, s in pairs))
+        if key not in seen:
+            seen.add(key)
+            unique.append(pairs)
+    return unique
+
+
+def _randomize_norms(model: nn.Module, generator: torch.Generator) -> None:
+    """Give every BN non-trivial statistics and affine parameters, so wrong orders of operations show."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                n = m.num_features
+                if m.weight is not None:
+                    m.weight.copy_(torch.rand(n, generator=generator) + 0.5)
+                    m.bias.copy_(torch.randn(n, generator=generator) * 0.5)
+                if m.running_mean is not None:
+                    m.running_mean.copy_(torch.randn(n, generator=generator) * 0.2)
+                    m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, atol=ATOL, rtol=RTOL)
+
+
+# --------------------------------------------------------------------------------------
+# The comparison engine shared by the module checkers
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    student: nn.Module
+    reference: nn.Module
+    x: torch.Tensor
+    ref_out: torch.Tensor
+    stu_out: torch.Tensor  # with the reference's weights copied in
+    tracer: Tracer
+
+
+@dataclass
+class Diagnosis:
+    """How a checker explains a difference: each field returns hint lines (or raises, for ``after_trace``).
+
+    static: hints from the student's module alone (its layers), added to every failure.
+    on_error: hints for an exception raised by the student's forward, given the trace so far.
+    on_mismatch: hints when outputs differ with the same weights, given the first such outcome.
+    on_shape: hints when the output shape differs, given (got, expected).
+    after_trace: called with (student trace, reference trace) after the first traced forward; may raise.
+    """
+
+    static: Callable[[], list[str]] = field(default=lambda: [])
+    on_error: Callable[[BaseException, Tracer], list[str]] | None = None
+    on_mismatch: Callable[[Outcome], list[str]] | None = None
+    on_shape: Callable[[tuple, tuple], list[str]] | None = None
+    after_trace: Callable[[Tracer, Tracer], None] | None = None
+
+
+def compare(checker: str, where: str, student: nn.Module, reference: nn.Module, x: torch.Tensor,
+            diagnosis: Diagnosis | None = None, extra_inputs: Sequence[torch.Tensor] = ()) -> None:
+    """Parameters, then a traced forward, then outputs with weights copied (on ``x`` and ``extra_inputs``).
+
+    ``x`` is a batch (N, C, H, W) for the module; ``diagnosis`` says how to explain a difference.
+    """
+    d = diagnosis or Diagnosis()
+    static_hints = d.static
+    generator = torch.Generator().manual_seed(SEED)
+    _randomize_norms(reference, generator)
+    reference.eval()
+    student.eval()
+
+    problem = parameter_problem(student, reference)
+    if problem:
+        raise fail(where, problem, static_hints())
+
+    def on_error(exc: BaseException, tracer: Tracer) -> list[str]:
+        return (d.on_error(exc, tracer) if d.on_error else []) + static_hints() + generic_error_hints(exc)
+
+    # One traced run with the student's own weights: it shows the execution order used to pair layers.
+    _, stu_tracer = forward(checker, where, student, x, on_error)
+    with torch.no_grad(), Tracer(reference) as ref_tracer:
+        ref_first = reference(x.clone())
+    if d.after_trace is not None:
+        d.after_trace(stu_tracer, ref_tracer)
+
+    candidates = _weight_matchings(reference, ref_tracer, student, stu_tracer)
+    if not candidates:
+        raise fail(where, "could not pair your layers with the reference's (same parameter shapes, different roles)",
+                    static_hints() or ["build the layers in the same order as the reference: conv1, bn1, conv2, bn2, ..."])
+
+    first: Outcome | None = None
+    for k, inputs in enumerate((x, *extra_inputs)):
+        if k == 0:
+            ref_out = ref_first
+        else:
+            with torch.no_grad():
+                ref_out = reference(inputs.clone())
+        matched = False
+        for pairs in candidates:
+            _copy_pairs(pairs)
+            stu_out, tracer = forward(checker, where, student, inputs, on_error)
+            if tuple(stu_out.shape) != tuple(ref_out.shape):
+                hints = (d.on_shape(tuple(stu_out.shape), tuple(ref_out.shape)) if d.on_shape else []) + static_hints()
+                raise fail(where, f"output shape for input {fmt_shape(inputs.shape)}: expected "
+                                   f"{fmt_shape(ref_out.shape)}, got {fmt_shape(stu_out.shape)}", hints)
+            if close(stu_out, ref_out):
+                matched = True
+                break
+            if first is None:
+                first = Outcome(student, reference, inputs, ref_out, stu_out, tracer)
+        if not matched:
+            assert first is not None
+            hints = (d.on_mismatch(first) if d.on_mismatch else []) + static_hints()
+            if not hints:
+                hints = ["check the order of operations against the reference: conv -> BN -> ReLU, conv -> BN, "
+                         "add the shortcut, then ReLU"]
+            raise fail(where, "shapes and parameter counts match, but the outputs differ (with the same weights)",
+                        hints)
+
+
+
+# --------------------------------------------------------------------------------------
+# Running a checker's configurations and reporting success
+# --------------------------------------------------------------------------------------
+
+Config = Any
+_RESULTS: contextvars.ContextVar[list[tuple[Config, AssertionError | None]] | None] = contextvars.ContextVar(
+    "resnet_lab_check_results", default=None)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[tuple[Config, AssertionError | None]]]:
+    """Record every configuration's result instead of stopping at the first failure (used by the grader).
+
+    Inside the block a checker still raises its first failure at the end, but the yielded list holds
+    ``(configuration, None or the AssertionError)`` for each configuration it tried, for partial credit.
+    """
+    results: list[tuple[Config, AssertionError | None]] = []
+    token = _RESULTS.set(results)
+    try:
+        yield results
+    finally:
+        _RESULTS.reset(token)
+
+
+def run_configs(configs: Sequence[Config], check_one: Callable[[Config], None]) -> int:
+    """Call ``check_one`` on each configuration; raise the first failure. Returns how many were checked.
+
+    For a student the first failing configuration stops the checker; under :func:`collecting` every
+    configuration runs, so a grader can give partial credit. Not-done exercises stop at once either way.
+    """
+    results = _RESULTS.get()
+    first: AssertionError | None = None
+    for i, config in enumerate(configs):
+        try:
+            check_one(config)
+        except AssertionError as exc:
+            if results is None:
+                raise
+            results.append((config, exc))
+            if HINT_NOT_DONE in str(exc):  # nothing to gain from trying the others
+                results.extend((c, exc) for c in configs[i + 1:])
+                raise
+            first = first or exc
+        else:
+            if results is not None:
+                results.append((config, None))
+    if first is not None:
+        raise first
+    return len(configs)
+
+
+def n_match(n: int, what: str = "configurations") -> str:
+    """``"4 configurations match"`` / ``"1 configuration matches"``."""
+    return f"{n} {what} match" if n != 1 else f"1 {what.removesuffix('s')} matches"
+
+
+def passed(checker: str, what: str) -> None:
+    """Print the success line: what was compared, and that these checks (not more) passed."""
+    print(f"✓ {checker}: {what}")

@@ -1,0 +1,282 @@
+"""Checkers for the exercises that assemble blocks: a stage, the CIFAR 6n+2 nets, a whole ImageNet
+ResNet, and a check that any model suits small (32x32) images.
+
+Each exercise checker takes the student's function (or class), optionally a list of
+configurations (``configs``; the defaults are the ones the notebooks show), and prints one ``✓``
+line or raises ``AssertionError`` with hints.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..blocks import BasicBlock, Bottleneck, ZeroPadShortcut
+from ..costs import count_parameters
+from ..models import IMAGENET_CONFIGS, cifar_resnet, resnet
+from ..stages import make_stage
+from .diagnosis import (
+    bias_hints,
+    conv_layers,
+    fixed_pool_hints,
+    padded_1x1_hints,
+    stage_hints,
+    stage_lengths,
+    stem_hints,
+)
+from .engine import (
+    ACCEPT_SIZES,
+    SEED,
+    Diagnosis,
+    Tracer,
+    build,
+    compare,
+    fail,
+    fmt_shape,
+    forward,
+    n_match,
+    parameter_problem,
+    passed,
+    run_configs,
+)
+
+__all__ = ["stage", "cifar_net", "imagenet_resnet", "small_input_net"]
+
+_BLOCKS = {"BasicBlock": BasicBlock, "Bottleneck": Bottleneck}
+
+
+def stage(fn: Callable[..., Any], configs: Sequence[tuple] | None = None) -> None:
+    """Check ``fn(block, in_channels, planes, num_blocks, stride) -> nn.Sequential`` against ``resnet_lab.make_stage``.
+
+    ``configs``: (block, in_channels, planes, num_blocks, stride) tuples, block a class or its name
+    ("BasicBlock", "Bottleneck"); by default two stages of each block type, two of them strided.
+    """
+    checker = "stage"
+    name = getattr(fn, "__name__", "your function")
+    default = [(BasicBlock, 64, 64, 2, 1), (BasicBlock, 64, 128, 2, 2), (Bottleneck, 64, 64, 3, 1),
+               (Bottleneck, 256, 128, 2, 2)]
+    stage_configs = [(_BLOCKS.get(c[0], c[0]), *c[1:]) for c in (configs or default)]
+
+    def check_one(config: tuple) -> None:
+        block, in_channels, planes, num_blocks, stride = config
+        text = f"{name}({block.__name__}, {in_channels}, {planes}, {num_blocks}, stride={stride})"
+        where = f"{checker}, {text}"
+        torch.manual_seed(SEED)
+        reference, table = make_stage(block, in_channels, planes, num_blocks, stride)
+        torch.manual_seed(SEED)
+        student = build(checker, where, text, fn, block, in_channels, planes, num_blocks, stride)
+        hints = stage_hints(student, table, planes, block.expansion, num_blocks)
+        if hints:
+            raise fail(where, "the blocks of your stage don't match resnet_lab.make_stage", hints)
+        x = torch.randn(2, in_channels, 8, 8, generator=torch.Generator().manual_seed(SEED + 1))
+        compare(checker, where, student, reference, x, Diagnosis(
+            static=lambda: padded_1x1_hints(student),
+            on_shape=lambda got, exp: ["only the first block strides; the stage's output has "
+                                       "planes * block.expansion channels"]))
+
+    with torch.random.fork_rng(devices=[]):
+        n = run_configs(stage_configs, check_one)
+    passed(checker, f"{n_match(n)} resnet_lab.make_stage (blocks, shapes, parameter counts, outputs)")
+
+
+class _SymmetricZeroPad(nn.Module):
+    """Option A with the zero channels split before and after (a common equivalent implementation)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.extra, self.stride = out_channels - in_channels, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+
+
+def _cifar_static_hints(student: nn.Module, size: int) -> list[str]:
+    hints = stem_hints(student, size)
+    one_by_one = [n for n, c in conv_layers(student) if c.kernel_size == (1, 1)]
+    if one_by_one:
+        hints.append(f"your net has 1x1 projection convs ({', '.join(one_by_one[:2])}, ...): the paper's "
+                     "CIFAR nets use option A shortcuts (subsample + zero-pad the extra channels, no "
+                     "parameters), e.g. resnet_lab.ZeroPadShortcut")
+    return hints + padded_1x1_hints(student) + bias_hints(student)
+
+
+def cifar_net(fn: Callable[..., nn.Module], configs: Sequence[tuple] | None = None) -> None:
+    """Check ``fn(depth, in_channels=3, num_classes=10)`` against ``resnet_lab.cifar_resnet`` (option A shortcuts).
+
+    Parameter counts for depths 20 (269,722) and 56; shapes, feature-map sizes and outputs (weights
+    copied) for ResNet-20 on 32x32 RGB and on 28x28 grayscale (in_channels=1) inputs.
+    ``configs``: (depth, in_channels, num_classes, input size or None for the parameter count only).
+    """
+    checker = "cifar_net"
+    name = getattr(fn, "__name__", "your function")
+    default = [(20, 3, 10, 32), (20, 1, 10, 28), (56, 3, 10, None)]
+
+    def check_one(config: tuple) -> None:
+        depth, in_channels, num_classes, size = config
+        text = f"{name}({depth}, in_channels={in_channels}, num_classes={num_classes})"
+        where = f"{checker}, {text}"
+        torch.manual_seed(SEED)
+        reference = cifar_resnet(depth, in_channels, num_classes)
+        torch.manual_seed(SEED)
+        student = build(checker, where, text, fn, depth, in_channels, num_classes)
+        expected, got = count_parameters(reference), count_parameters(student)
+
+        def static() -> list[str]:
+            return _cifar_static_hints(student, size or 32)
+
+        if got != expected:
+            problem = parameter_problem(student, reference) or ""
+            raise fail(where, f"ResNet-{depth} should have {expected:,} parameters, yours has {got:,}. {problem}",
+                       static())
+        if size is None:
+            return
+
+        def maps(stu_tracer: Tracer, ref_tracer: Tracer) -> None:
+            got_map, want_map = stu_tracer.last_conv_map(), ref_tracer.last_conv_map()
+            if got_map is not None and want_map is not None and got_map[2:] != want_map[2:]:
+                raise fail(where, f"on {size}x{size} inputs the last feature map is {got_map[2]}x{got_map[3]}, "
+                                  f"expected {want_map[2]}x{want_map[3]} (maps of {size}, {size // 2}, "
+                                  f"{size // 4} in the three stages)",
+                           static() or ["only the first conv of stages 2 and 3 strides"])
+
+        x = torch.randn(1, in_channels, size, size, generator=torch.Generator().manual_seed(SEED + 1))
+        try:
+            compare(checker, where, student, reference, x, Diagnosis(static=static, after_trace=maps))
+        except AssertionError as first_error:
+            if "outputs differ" not in str(first_error):
+                raise
+            # Option A written with the zero channels on both sides is just as right.
+            variant = copy.deepcopy(reference)
+            for m in variant.modules():
+                if isinstance(m, BasicBlock) and isinstance(m.downsample, ZeroPadShortcut):
+                    d = m.downsample
+                    m.downsample = _SymmetricZeroPad(d.in_channels, d.out_channels, d.stride)
+            try:
+                compare(checker, where, student, variant, x, Diagnosis(static=static))
+            except AssertionError:
+                raise first_error from None
+
+    with torch.random.fork_rng(devices=[]):
+        run_configs([tuple(c) for c in (configs or default)], check_one)
+    if configs:
+        passed(checker, f"{n_match(len(configs))} resnet_lab.cifar_resnet "
+                        "(parameter counts; shapes, feature maps and outputs where an input size is given)")
+    else:
+        passed(checker, "ResNet-20 has 269,722 parameters and ResNet-56 853,018; ResNet-20 matches "
+                        "resnet_lab.cifar_resnet on 32x32 RGB and 28x28 grayscale inputs (shapes, feature maps, outputs)")
+
+
+def _build_imagenet(checker: str, fn: Callable[..., nn.Module], depth: int) -> tuple[nn.Module, str]:
+    name = getattr(fn, "__name__", "your function")
+    try:
+        params = inspect.signature(fn).parameters.values()
+        required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        takes_depth = bool(required) or any(p.name == "depth" or p.kind is p.VAR_POSITIONAL for p in params)
+    except (TypeError, ValueError):
+        takes_depth = True
+    text = f"{name}({depth})" if takes_depth else f"{name}()"
+    args = (depth,) if takes_depth else ()
+    return build(checker, f"{checker}, {text}", text, fn, *args), text
+
+
+def _bottleneck_channel_hints(student: nn.Module, expansion: int) -> list[str]:
+    if expansion == 1:
+        return []
+    for sname, child in student.named_children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList)) and len(child) > 1:
+            first_out = conv_layers(child[0])
+            second_in = conv_layers(child[1])
+            if first_out and second_in:
+                widest = max(c.out_channels for _, c in first_out)
+                if second_in[0][1].in_channels * expansion == widest:
+                    return [f"`{sname}.1` takes {second_in[0][1].in_channels} input channels, but `{sname}.0` "
+                            f"outputs {widest}: after a bottleneck, in_channels = planes * expansion "
+                            f"({second_in[0][1].in_channels} x {expansion})"]
+    return []
+
+
+def imagenet_resnet(fn: Callable[..., nn.Module], depth: int = 50) -> None:
+    """Check an ImageNet ResNet builder against ``resnet_lab.resnet(depth)``.
+
+    ``fn`` is called as ``fn(depth)``, or as ``fn()`` when it takes no arguments (e.g. ``my_resnet50``).
+    Checks blocks per stage, parameter counts, outputs on 224x224 (and 64x64) inputs with weights copied, and
+    that 160x160 and 100x100 inputs work too (a fixed AvgPool2d(7) head fails there).
+    """
+    checker = "imagenet_resnet"
+    if depth not in IMAGENET_CONFIGS:
+        raise ValueError(f"depth must be one of {sorted(IMAGENET_CONFIGS)}; got {depth}")
+    block, layers = IMAGENET_CONFIGS[depth]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        reference = resnet(depth)
+        torch.manual_seed(SEED)
+        student, text = _build_imagenet(checker, fn, depth)
+        where = f"{checker}, {text}"
+        lengths = stage_lengths(student)
+        if len(lengths) == 4 and lengths != list(layers):
+            raise fail(where, f"blocks per stage: expected {list(layers)}, got {lengths}",
+                       f"ResNet-{depth} has {list(layers)} {block.__name__} blocks in its four stages "
+                       "(Table 1 of the paper)")
+
+        def static() -> list[str]:
+            return fixed_pool_hints(student) + padded_1x1_hints(student) + _bottleneck_channel_hints(
+                student, block.expansion)
+
+        if fixed_pool_hints(student):
+            # Run 160x160 first: a fixed pool fails there even when 224x224 works.
+            x160 = torch.randn(1, 3, 160, 160, generator=torch.Generator().manual_seed(SEED + 1))
+            forward(checker, where, student, x160, lambda exc, tracer: ["your net fails on a 160x160 input"] + static())
+            raise fail(where, "your head has a fixed-size pooling window", static())
+        any_size = ("a ResNet must accept any input size of at least 32x32: is there a fixed 7x7 pooling "
+                    "(AvgPool2d(7), F.avg_pool2d(x, 7)) in the head? Use global average pooling, "
+                    "nn.AdaptiveAvgPool2d(1).")
+        small = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(SEED))
+        x224 = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED + 1))
+        compare(checker, where, student, reference, small,
+                Diagnosis(static=static, on_error=lambda exc, tracer: [any_size] + static()), extra_inputs=[x224])
+        for size in ACCEPT_SIZES:
+            x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(SEED + size))
+            out, _ = forward(checker, where, student, x,
+                             lambda exc, tracer, size=size: [f"your net works on 224x224 but fails on {size}x{size}",
+                                                             any_size] + static())
+            if tuple(out.shape) != (1, 1000):
+                raise fail(where, f"output shape for a {size}x{size} input: expected (1, 1000), got "
+                                  f"{fmt_shape(out.shape)}", [any_size])
+    total = count_parameters(reference)
+    sizes = " and ".join(f"{s}x{s}" for s in ACCEPT_SIZES)
+    passed(checker, f"ResNet-{depth} matches resnet_lab.resnet{depth} (blocks per stage {list(layers)}, "
+                    f"{total:,} parameters, outputs at 224x224 and 64x64; also accepts {sizes})")
+def small_input_net(model: nn.Module, size: int = 32, min_map: int = 4) -> None:
+    """Check that ``model`` suits small images: on ``size`` x ``size`` inputs its last feature map is >= ``min_map``.
+
+    Flags the ImageNet stem (7x7 stride-2 conv + max pool) on 32x32 CIFAR images, where the
+    last stage of ResNet-18 sees a 1x1 map.
+    """
+    checker = "small_input_net"
+    where = f"{checker}, {type(model).__name__} on {size}x{size}"
+    convs = conv_layers(model)
+    if not convs:
+        raise fail(where, "the model has no Conv2d layers")
+    in_channels = convs[0][1].in_channels
+    x = torch.zeros(1, in_channels, size, size)
+    was_training = model.training
+    try:
+        _, tracer = forward(checker, where, model, x)
+    finally:
+        model.train(was_training)
+    shape = tracer.last_conv_map()
+    assert shape is not None
+    h, w = shape[2], shape[3]
+    if min(h, w) < min_map:
+        raise fail(where, f"on {size}x{size} inputs the last feature map is {h}x{w}: the last stage has almost "
+                           "nothing left to look at",
+                    stem_hints(model, size) or ["too much downsampling for small images: use a 3x3 stride-1 stem "
+                                                 "and no max pool (resnet_lab.cifar_resnet)"])
+    passed(checker, f"on {size}x{size} inputs the last feature map is {h}x{w} (at least {min_map}x{min_map})")
