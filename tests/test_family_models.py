@@ -5,7 +5,7 @@ import torch
 import torchvision
 
 import resnet_lab
-from resnet_lab import BasicBlock, Bottleneck, count_macs, count_parameters
+from resnet_lab import BasicBlock, Bottleneck, count_macs, count_parameters, reference
 from resnet_lab.models import (
     cifar_resnext,
     preact_resnet,
@@ -16,18 +16,21 @@ from resnet_lab.models import (
 from resnet_lab.shapes import feature_map_table, predicted_feature_map_table
 
 # torchvision 0.29's table (reference.md, "The ResNet family"): parameters, GMACs at 224x224
-TORCHVISION_FAMILY = {
-    "resnext50_32x4d": (25_028_904, 4.230),
-    "resnext101_32x8d": (88_791_336, 16.414),
-    "resnext101_64x4d": (83_455_272, 15.460),
-    "wide_resnet50_2": (68_883_240, 11.398),
-    "wide_resnet101_2": (126_886_696, 22.753),
-}
-# Exact counts of our builders (3 input channels; 1000 classes for ImageNet, 10 for CIFAR)
-SE_RESNET50 = 28_088_024  # SE paper: 28.1M
-RESNET50D = 25_576_264  # = resnet50 - 7x7 conv (9,408) + deep stem (28,640)
-PREACT = {164: 1_704_154, 1001: 10_328_602, 110: 1_727_962, 20: 269_722}  # paper: 1.7M (164), 10.2M (1001)
-WRN = {(28, 10): 36_481_434, (40, 4): 8_950_106, (16, 4): 2_749_786, (16, 2): 692_122}  # paper: 36.5M, 8.9M, 2.7M
+TORCHVISION_FAMILY = {name: (row.parameters, row.gmacs) for name, row in reference.FAMILY.items()}
+# Exact counts of our builders (3 input channels; 1000 classes for ImageNet, 10 for CIFAR), from resnet_lab.reference
+EXACT = reference.FAMILY_EXACT_PARAMS
+SE_RESNET50 = EXACT["se_resnet50"]  # SE paper: 28.1M
+RESNET50D = EXACT["resnet50d"]
+PREACT = {depth: EXACT[f"preact_resnet{depth}"] for depth in (20, 110, 164, 1001)}  # paper: 1.7M (164), 10.2M (1001)
+WRN = {(d, k): EXACT[f"wrn_{d}_{k}"] for d, k in ((28, 10), (40, 4), (16, 4), (16, 2))}  # paper: 36.5M, 8.9M, 2.7M
+
+
+def test_exact_counts_round_to_the_papers_figures():
+    assert round(SE_RESNET50 / 1e6, 1) == reference.SE_RESNET50_PARAMS_M[0]
+    assert round(PREACT[164] / 1e6, 1) == reference.PREACT_PAPER_PARAMS_M[164]
+    assert abs(PREACT[1001] / 1e6 - reference.PREACT_PAPER_PARAMS_M[1001]) < 0.15  # 10.33M vs "10.2M"
+    for (d, k), name in (((28, 10), "WRN-28-10"), ((40, 4), "WRN-40-4"), ((16, 4), "WRN-16-4")):
+        assert abs(WRN[(d, k)] / 1e6 - reference.WRN_PAPER_PARAMS_M[name]) < 0.06
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_FAMILY))
