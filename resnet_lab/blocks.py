@@ -266,7 +266,9 @@ class BasicBlock(_ResidualBlock):
     the block's output width equals ``planes``. ``preact=True``: out = conv(ReLU(BN(conv(ReLU(BN(x))))))
     + shortcut(x). ``se=True`` puts a squeeze-excitation module on the branch before the add.
     ``groups`` / ``base_width`` exist only to give a clear error (as in torchvision, basic blocks
-    are not grouped: ResNeXt and Wide ResNet-50 change the ``Bottleneck``).
+    are not grouped: ResNeXt and Wide ResNet-50 change the ``Bottleneck``). ``stride_at`` is
+    accepted for a uniform block interface: with no 1x1 conv on its branch, both "3x3" and "1x1"
+    put the stride on the first 3x3 conv (ResNet-18/34 are the same in v1 and v1.5).
     """
 
     expansion: ClassVar[int] = 1  # output width = planes * expansion
@@ -280,6 +282,7 @@ class BasicBlock(_ResidualBlock):
         *,
         shortcut: str = "B",
         residual: bool = True,
+        stride_at: str = "3x3",
         groups: int = 1,
         base_width: int = 64,
         preact: bool = False,
@@ -287,6 +290,7 @@ class BasicBlock(_ResidualBlock):
         se_reduction: int = 16,
     ) -> None:
         super().__init__()
+        check_stride_placement(stride_at)
         if groups != 1 or base_width != 64:
             raise ValueError(
                 f"BasicBlock takes no groups or base_width (got groups={groups}, base_width={base_width}); "

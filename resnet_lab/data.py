@@ -17,7 +17,7 @@ import os
 import pickle
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,15 @@ class Splits:
     @property
     def in_channels(self) -> int:
         return self.train.images.shape[1]
+
+    def first(self, train: int, val: int, test: int) -> Splits:
+        """The first ``train`` / ``val`` / ``test`` images of each set (normalization statistics kept): tiny runs for tests."""
+        return replace(
+            self,
+            train=self.train.select(torch.arange(min(train, len(self.train)))),
+            val=self.val.select(torch.arange(min(val, len(self.val)))),
+            test=self.test.select(torch.arange(min(test, len(self.test)))),
+        )
 
     def describe(self, source: bool = True) -> str:
         """One line: name, sizes, image shape and (with ``source``) where the files came from."""

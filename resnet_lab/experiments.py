@@ -3,6 +3,7 @@
     python -m resnet_lab.experiments degradation          # 4 nets on the shipped subset, <= 10 min on 2 cores
     python -m resnet_lab.experiments degradation --fast   # the same in under a minute (tiny data)
     python -m resnet_lab.experiments fashion-full         # ResNet-20 on the 60k/10k Fashion-MNIST
+    torchrun --standalone --nproc_per_node=2 -m resnet_lab.experiments degradation   # the same, 2 processes
     python -m resnet_lab.experiments family               # five ResNet-family nets on the subset (family_experiment.py)
 
 Each run writes a JSON run record to data/runs/: configuration, per-epoch curves per net,
@@ -176,7 +177,7 @@ def run_degradation(
             break
     record["total_seconds"] = round(time.perf_counter() - started, 1)
     record["findings"] = degradation_findings(record)
-    if save_as:
+    if save_as and runtime.processes().is_main:  # under torchrun: one record, from rank 0
         save_record(record, save_as)
     return record
 
@@ -204,7 +205,7 @@ def run_fashion_full(
     )
     record["total_seconds"] = round(time.perf_counter() - started, 1)
     record["test_accuracy"] = None if history.final_test_error is None else 100.0 - history.final_test_error
-    if save_as:
+    if save_as and runtime.processes().is_main:  # under torchrun: one record, from rank 0
         save_record(record, save_as)
     return record
 
@@ -318,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         record = run_fashion_full(fast=fast, config=config, progress=progress, threads=args.threads, save_as=save_as,
                                   notes=args.notes)  # fmt: skip
+    if not runtime.processes().is_main:
+        return  # under torchrun: rank 0 reports
     if args.experiment != "family":
         print(format_record(record))
     if record.get("findings"):

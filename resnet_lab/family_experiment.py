@@ -27,7 +27,7 @@ from torch import nn
 
 from .costs import count_macs
 from .models import cifar_resnet, cifar_resnext, preact_resnet, wide_resnet
-from .runtime import seed_everything
+from .runtime import processes, seed_everything
 from .training import TrainConfig, train
 
 # name -> (depth, builder for 1-channel 28x28 images, what it changes against ResNet-20)
@@ -91,12 +91,12 @@ def run_family(
             record["notes"] += f" Interrupted during {name}."
             break
         record["findings"] = family_findings(record)
-        if save_as:
+        if save_as and processes().is_main:  # under torchrun: one record, from rank 0
             save_record(record, save_as)
     else:
         record["complete"] = True
     record["findings"] = family_findings(record)
-    if save_as:
+    if save_as and processes().is_main:
         save_record(record, save_as)
     return record
 

@@ -28,7 +28,7 @@ from .blocks import (
     is_block,
 )
 from .costs import state_dict_mismatch
-from .stages import make_stages
+from .stages import BlockInfo, make_stages
 
 # The paper's Table 1: block type and blocks per stage for each depth.
 IMAGENET_CONFIGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
@@ -50,6 +50,25 @@ class _CheckedModel(nn.Module):
     in_channels: int
     min_input_size: int
     description: str
+    block_table: list[BlockInfo]  # one row per block (see stages.make_stages)
+
+    def add_stages_and_head(
+        self, stages: dict[str, nn.Sequential], table: list[BlockInfo], num_classes: int, zero_init_residual: bool
+    ) -> None:
+        """After the stem: register the stages (from ``make_stages``), global average pooling and the fc layer,
+        then initialise every weight. Modules are registered in torchvision's order, so state-dict keys and
+        the weights drawn from a seed are torchvision's."""
+        for name, stage in stages.items():
+            self.add_module(name, stage)
+        self.block_table = table
+        if getattr(self, "preact", False):  # pre-activation blocks leave their sum un-normalised: BN + ReLU
+            self.final_bn = nn.BatchNorm2d(table[-1].out_channels)
+            self.final_relu = nn.ReLU(inplace=True)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(table[-1].out_channels, num_classes)
+        init_weights(self)
+        if zero_init_residual:
+            zero_init_last_bn(self)
 
     def check_sizes(self, in_channels: int, num_classes: int) -> None:
         """Raise ``ValueError`` unless the image channels and the number of classes are positive integers."""
@@ -168,9 +187,9 @@ class ResNet(_CheckedModel):
         **block_kwargs: Any,
     ) -> None:
         """``block_kwargs`` go to every block, after ``shortcut`` and ``residual`` (and ``stride_at``
-        when it is not the default "3x3", which only bottlenecks take): for the family ``groups``,
-        ``base_width`` (bottleneck), ``preact``, ``se``, ``se_reduction``. ``stem="deep"`` replaces
-        the 7x7 conv by three 3x3 convs (ResNet-C); pre-activation nets get a final BN + ReLU."""
+        when it is not the default "3x3", so a block type of your own needs to take it only for v1): for the
+        family ``groups``, ``base_width`` (bottleneck), ``preact``, ``se``, ``se_reduction``. ``stem="deep"``
+        replaces the 7x7 conv by three 3x3 convs (ResNet-C); pre-activation nets get a final BN + ReLU."""
         super().__init__()
         check_shortcut_option(shortcut)
         check_stride_placement(stride_at)
@@ -196,18 +215,8 @@ class ResNet(_CheckedModel):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        stages, self.block_table = make_stages(block, 64, IMAGENET_WIDTHS, layers, IMAGENET_STRIDES, **block_kwargs)
-        for name, stage in stages.items():
-            self.add_module(name, stage)  # layer1 .. layer4
-        if self.preact:  # pre-activation blocks leave their sum un-normalised: BN + ReLU before pooling
-            self.final_bn = nn.BatchNorm2d(self.block_table[-1].out_channels)
-            self.final_relu = nn.ReLU(inplace=True)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(self.block_table[-1].out_channels, num_classes)
-
-        init_weights(self)
-        if zero_init_residual:
-            zero_init_last_bn(self)
+        stages, table = make_stages(block, 64, IMAGENET_WIDTHS, layers, IMAGENET_STRIDES, **block_kwargs)
+        self.add_stages_and_head(stages, table, num_classes, zero_init_residual)  # layer1 .. layer4, avgpool, fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -325,20 +334,10 @@ class CifarResNet(_CheckedModel):
         if not self.preact:  # pre-activation: the first block's BN + ReLU follow the stem conv
             self.bn1 = nn.BatchNorm2d(16)
             self.relu = nn.ReLU(inplace=True)
-        stages, self.block_table = make_stages(
+        stages, table = make_stages(
             block, 16, widths, (n, n, n), CIFAR_STRIDES, shortcut=shortcut, residual=residual, **block_kwargs
         )
-        for name, stage in stages.items():
-            self.add_module(name, stage)  # layer1 .. layer3
-        if self.preact:
-            self.final_bn = nn.BatchNorm2d(self.block_table[-1].out_channels)
-            self.final_relu = nn.ReLU(inplace=True)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(self.block_table[-1].out_channels, num_classes)
-
-        init_weights(self)
-        if zero_init_residual:
-            zero_init_last_bn(self)
+        self.add_stages_and_head(stages, table, num_classes, zero_init_residual)  # layer1 .. layer3, avgpool, fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

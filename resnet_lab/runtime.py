@@ -1,4 +1,4 @@
-"""Where and how code runs: the device, fast mode, CPU threads, seeding and what to record about them.
+"""Where and how code runs: the device, fast mode, CPU threads, processes, seeding and what to record about them.
 
 Settings are decided once, where a run starts (the experiments CLI, a notebook's first cell, the test
 suite's conftest.py), and passed down as arguments: only ``fast_mode()`` reads ``RESNET_LAB_FAST``, and
@@ -8,11 +8,13 @@ library code calls it nowhere else. Nothing here changes torch's global state fo
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import platform
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,56 @@ def fast_mode() -> bool:
 
 
 def pick_device() -> torch.device:
-    """CUDA when a GPU is present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when a GPU is present (under torchrun: this process's GPU, ``LOCAL_RANK``), else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    if "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device("cuda")
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Which of the training processes this one is: rank ``rank`` of ``world_size`` (1 without torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0  # the GPU index on its machine
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that prints progress and writes checkpoints and records."""
+        return self.rank == 0
+
+
+DEFAULT_TIMEOUT_SECONDS = 300.0  # a collective waiting longer than this fails instead of hanging
+
+
+def processes(timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> Processes:
+    """The process group this process trains in, joined on the first call.
+
+    Under ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address) the
+    default process group is initialised from that environment: NCCL when there is a GPU, gloo on the
+    CPU, with a timeout so a lost peer ends the run with an error rather than a hang. Without torchrun
+    (or with one process): rank 0 of 1, and nothing is initialised.
+    """
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return Processes()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return Processes()
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend, timeout=dt.timedelta(seconds=timeout_seconds))
+    return Processes(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -86,4 +136,5 @@ def environment(device: torch.device, threads: int | None = None) -> dict[str, A
         "device_name": device_name(device),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads() if threads is None else threads,
+        "processes": processes().world_size,
     }

@@ -5,6 +5,12 @@
 SGD with momentum 0.9 and weight decay 1e-4, batch 128, peak learning rate 0.1 with a
 per-iteration schedule, pad-4 random crops and horizontal flips. Errors are in percent.
 Ctrl-C (KeyboardInterrupt) stops training and returns the history so far.
+
+The same ``train`` runs unchanged under ``torchrun --nproc_per_node=N``: it joins the process group
+torchrun describes (gloo on the CPU, NCCL on GPUs), wraps the model in ``DistributedDataParallel``,
+gives each process its share of the in-memory data (a new order each epoch, the same on every rank
+from the shared seed), sums the evaluation over processes, and only rank 0 shows progress and writes
+checkpoints. ``batch_size`` is then per process: the global batch is ``N * batch_size``.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, batches
-from .runtime import pick_device, seed_everything, torch_threads
+from .runtime import Processes, pick_device, processes, seed_everything, torch_threads
 
 SCHEDULES = ("onecycle", "step", "cosine", "constant")
 
@@ -109,6 +117,7 @@ class History:
     precision: str | None = None  # "bf16" (autocast) or "fp32"
     channels_last: bool | None = None
     threads: int | None = None  # torch CPU threads during training
+    processes: int | None = None  # training processes (torchrun's world size; 1 without it)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -182,9 +191,16 @@ def evaluate(
     batch_size: int = 500,
     precision: str = "auto",
     device: torch.device | None = None,
+    group: Processes | None = None,
 ) -> float:
-    """Error in percent of ``model`` on ``dataset`` (e.g. splits.val or splits.test), normalized with ``splits``' statistics."""
+    """Error in percent of ``model`` on ``dataset`` (e.g. splits.val or splits.test), normalized with ``splits``' statistics.
+
+    With ``group`` of several processes each evaluates every ``world_size``-th image and the counts are summed.
+    """
     device = device or next(model.parameters()).device
+    group = group or Processes()
+    if group.distributed:
+        dataset = dataset.select(torch.arange(group.rank, len(dataset), group.world_size))
     bf16 = use_bf16(precision, device)
     was_training = model.training
     model.eval()
@@ -193,7 +209,36 @@ def evaluate(
         for x, y in batches(dataset, splits.mean, splits.std, batch_size=batch_size, device=device):
             wrong += (model(x).argmax(dim=1) != y).sum().item()
     model.train(was_training)
-    return 100.0 * wrong / max(1, len(dataset))
+    wrong, total = _sum_over_processes([wrong, len(dataset)], group, device)
+    return 100.0 * wrong / max(1, total)
+
+
+def _sum_over_processes(values: list[float], group: Processes, device: torch.device) -> list[float]:
+    """``values`` summed over all processes (all-reduce); unchanged in a single process."""
+    if not group.distributed:
+        return values
+    totals = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    return totals.tolist()
+
+
+def shard(dataset: ImageSet, group: Processes, generator: torch.Generator) -> ImageSet:
+    """This process's share of ``dataset`` for one epoch: a random order drawn from ``generator`` (seeded alike
+    on every rank, so all ranks draw the same order), then every ``world_size``-th image from ``rank`` on.
+
+    Every rank gets ``len(dataset) // world_size`` images (the remainder waits for the next epoch's order),
+    so all ranks take the same number of steps.
+    """
+    order = torch.randperm(len(dataset), generator=generator)
+    per_rank = len(dataset) // group.world_size
+    return dataset.select(order[group.rank :: group.world_size][:per_rank])
+
+
+def _same_buffers_everywhere(model: nn.Module, group: Processes) -> None:
+    """Copy rank 0's BN running statistics to every rank, so all processes evaluate and return the same model."""
+    if group.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def _progress_bar(total: int, enabled: bool, description: str):
@@ -213,6 +258,7 @@ def train(
     progress: bool = True,
     device: torch.device | str | None = None,
     threads: int | None = None,
+    sync_bn: bool = False,
     checkpoint_path: str | Path | None = None,
     description: str | None = None,
 ) -> History:
@@ -223,6 +269,8 @@ def train(
     count restored after; None: leave torch's setting). The environment is not consulted: to train
     less under the test suite, pass fewer epochs and smaller splits.
     progress: a tqdm progress bar. checkpoint_path: saved atomically after every epoch.
+    Under torchrun (see the module docstring) ``sync_bn=True`` normalises with batch statistics over all
+    processes (``SyncBatchNorm``; CUDA only, torch refuses it on the CPU).
     Returns a ``History``, including the precision, memory format and threads it settled on; on
     KeyboardInterrupt returns the history of the complete epochs so far (the model keeps its
     weights). With ``keep_best`` the weights of the best validation epoch are restored at the end.
@@ -232,8 +280,16 @@ def train(
     config = config or TrainConfig()
     device = torch.device(device) if device is not None else pick_device()
     description = description or str(getattr(model, "description", type(model).__name__))
+    group = processes()
+    if group.distributed and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", group.local_rank)
+    if sync_bn and device.type != "cuda":
+        raise ValueError(
+            "sync_bn=True needs CUDA: torch's SyncBatchNorm refuses CPU tensors. On the CPU leave it off "
+            "(each process then normalises its own batch of batch_size images)."
+        )
     with torch_threads(threads) as used:
-        return _train(model, splits, config, progress, device, used, checkpoint_path, description)
+        return _train(model, splits, config, progress, device, used, group, sync_bn, checkpoint_path, description)
 
 
 def _train(
@@ -243,6 +299,8 @@ def _train(
     progress: bool,
     device: torch.device,
     threads: int,
+    group: Processes,
+    sync_bn: bool,
     checkpoint_path: str | Path | None,
     description: str,
 ) -> History:
@@ -253,33 +311,41 @@ def _train(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     model.to(device=device, memory_format=memory_format)
+    net = model  # what the training steps call: the model, or its DistributedDataParallel wrapper
+    if group.distributed:
+        if sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the BN layers in place
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-    steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
+    steps_per_epoch = math.ceil(len(splits.train) // group.world_size / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     history = History(
-        device=device.type, precision="bf16" if bf16 else "fp32", channels_last=channels_last, threads=threads
-    )
+        device=device.type, precision="bf16" if bf16 else "fp32", channels_last=channels_last, threads=threads,
+        processes=group.world_size,
+    )  # fmt: skip
     best_val, best_state = math.inf, None
     step = 0
-    bar = _progress_bar(total_steps, progress, description)
+    bar = _progress_bar(total_steps, progress and group.is_main, description)
     try:
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             model.train()
             loss_sum = wrong = seen = 0.0
             window_wrong = window_seen = 0
+            # one process: batches() shuffles the whole set; several: each takes its shard of a shared order
+            images, shuffle = (shard(splits.train, group, generator), False) if group.distributed else (splits.train, True)
             epoch_batches = batches(
-                splits.train, splits.mean, splits.std, batch_size=config.batch_size, shuffle=True,
+                images, splits.mean, splits.std, batch_size=config.batch_size, shuffle=shuffle,
                 augment=config.augment, random_erasing=config.random_erasing, generator=generator, device=device, memory_format=memory_format,
             )  # fmt: skip
             for batch_index, (x, y) in enumerate(epoch_batches):
                 lr = learning_rate(config, step, total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                for param_group in optimizer.param_groups:
+                    param_group["lr"] = lr
                 with autocast(device, bf16):
-                    logits = model(x)  # (B, num_classes)
+                    logits = net(x)  # (B, num_classes)
                     loss = F.cross_entropy(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -294,6 +360,7 @@ def _train(
                 window_seen += len(y)
                 step += 1
                 if (batch_index + 1) * 10 // steps_per_epoch > batch_index * 10 // steps_per_epoch:  # a tenth of the epoch
+                    window_wrong, window_seen = _sum_over_processes([window_wrong, window_seen], group, device)
                     history.step.append(step)
                     history.step_train_error.append(100.0 * window_wrong / window_seen)
                     window_wrong = window_seen = 0
@@ -303,9 +370,11 @@ def _train(
                         f"{description}: the loss became {batch_loss} at iteration {step}; lower lr or add warm-up."
                     )
 
-            val_error = evaluate(model, splits.val, splits, precision=config.precision, device=device)
+            loss_sum, wrong, seen = _sum_over_processes([loss_sum, wrong, seen], group, device)
+            _same_buffers_everywhere(model, group)
+            val_error = evaluate(model, splits.val, splits, precision=config.precision, device=device, group=group)
             test_error = (
-                evaluate(model, splits.test, splits, precision=config.precision, device=device)
+                evaluate(model, splits.test, splits, precision=config.precision, device=device, group=group)
                 if config.test_every_epoch
                 else None
             )
@@ -321,17 +390,20 @@ def _train(
                 if config.keep_best:
                     best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix_str(f"epoch {epoch}: train err {history.train_error[-1]:.1f}%, val err {val_error:.1f}%")
-            if checkpoint_path is not None:
+            if checkpoint_path is not None and group.is_main:
                 save_checkpoint(checkpoint_path, model, history=history.to_dict(), config=asdict(config), epoch=epoch)
     except KeyboardInterrupt:
         history.interrupted = True
-        print(f"Interrupted: returning the history of {len(history.epoch)} complete epochs.", file=sys.stderr)
+        if group.is_main:
+            print(f"Interrupted: returning the history of {len(history.epoch)} complete epochs.", file=sys.stderr)
     finally:
         bar.close()
     if config.keep_best and best_state is not None:
         model.load_state_dict(best_state)
     if history.epoch and not config.test_every_epoch:
-        history.final_test_error = evaluate(model, splits.test, splits, precision=config.precision, device=device)
+        history.final_test_error = evaluate(
+            model, splits.test, splits, precision=config.precision, device=device, group=group
+        )
     elif history.epoch:
         final_epoch = history.best_epoch if config.keep_best and best_state is not None else history.epoch[-1]
         history.final_test_error = history.test_error[final_epoch - 1]

@@ -64,6 +64,14 @@ def test_fast_mode_shrinks_the_data():
     assert "fast" in splits.name
 
 
+def test_first_keeps_the_first_images_and_the_statistics():
+    splits = data.load_fashion_mnist("subset", fast=True)
+    small = splits.first(train=10, val=5, test=100_000)
+    assert (len(small.train), len(small.val), len(small.test)) == (10, 5, len(splits.test))
+    assert torch.equal(small.train.images, splits.train.images[:10]) and torch.equal(small.val.labels, splits.val.labels[:5])
+    assert (small.mean, small.std, small.name) == (splits.mean, splits.std, splits.name)
+
+
 def test_loaders_do_not_read_the_fast_mode_variable(monkeypatch):
     monkeypatch.setenv("RESNET_LAB_FAST", "1")  # decided where a run starts, passed down as fast=...
     splits = data.load_fashion_mnist("subset")

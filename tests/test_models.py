@@ -156,6 +156,10 @@ def test_bottleneck_stride_placement():
     assert v15.eval()(x).shape == v1.eval()(x).shape == (1, 512, 8, 8)
     assert count_parameters(v15) == count_parameters(v1)
     assert Bottleneck.expansion == 4 and BasicBlock.expansion == 1
+    # A basic block has no 1x1 conv on its branch: v1 and v1.5 are the same net (notebook 05 builds both).
+    assert BasicBlock(64, 128, stride=2, stride_at="1x1").conv1.stride == (2, 2)
+    with torch.device("meta"):
+        assert resnet_lab.resnet18(stride_at="1x1").block_table == resnet_lab.resnet18().block_table
 
 
 def test_bottleneck_matches_torchvision_block():

@@ -22,13 +22,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_splits() -> data.Splits:
-    splits = data.load_fashion_mnist("subset", fast=True)
-    return dataclasses.replace(
-        splits,
-        train=splits.train.select(torch.arange(96)),
-        val=splits.val.select(torch.arange(40)),
-        test=splits.test.select(torch.arange(40)),
-    )
+    return data.load_fashion_mnist("subset", fast=True).first(train=96, val=40, test=40)
 
 
 def tiny_config(**changes) -> training.TrainConfig:
@@ -79,7 +73,7 @@ def test_train_returns_a_full_history_and_is_repeatable(tiny_splits):
 
 def test_bf16_training_runs(tiny_splits):
     model = cifar_resnet(8, in_channels=1)
-    one_batch = dataclasses.replace(tiny_splits, train=tiny_splits.train.select(torch.arange(32)))  # bf16 is slow on CPUs
+    one_batch = tiny_splits.first(train=32, val=40, test=40)  # one batch: bf16 is slow on CPUs
     history = training.train(model, one_batch, tiny_config(epochs=1, precision="bf16"), progress=False, device="cpu")
     assert history.epoch == [1] and history.train_loss[0] > 0
     assert history.precision == "bf16" and history.channels_last is False  # bf16 on the CPU: NCHW is faster
