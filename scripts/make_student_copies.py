@@ -131,11 +131,52 @@ def is_lesson_with_exercises(nb: nbformat.NotebookNode) -> bool:
     return any(c.cell_type == "code" and EXERCISE_TAG in _tags(c) for c in nb.cells)
 
 
+def checker_calls(source: str) -> list[str]:
+    """Names of the checkers a check cell calls (``checks.basic_block(...)`` -> ``basic_block``)."""
+    tree = _parse(source)
+    return [n.func.attr for n in (ast.walk(tree) if tree else []) if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name) and n.func.value.id == "checks"]
+
+
+def _place(cells: list[nbformat.NotebookNode], index: int) -> str:
+    """Where a cell is, for a reader: the first words of the markdown cell right above it."""
+    for cell in reversed(cells[:index]):
+        if cell.cell_type == "markdown" and cell.source.strip():
+            first = cell.source.strip().split("\n", 1)[0].lstrip("#").strip().replace("**", "")
+            words = first.split()
+            text = " ".join(words[:8]) + (" ..." if len(words) > 8 else "")
+            return f"the code cell after \u201c{text}\u201d"
+    return f"code cell {index}"
+
+
+def student_note(name: str, checkers: list[str], uses_yours: list[str]) -> str:
+    """The note at the top of a student copy: how to work, where help is, and exactly which cells use your code."""
+    calls = ", ".join(f'`"{c}"`' for c in checkers) or "the name in the check cell"
+    if uses_yours:
+        yours = ("Besides the check cells, these cells use your code and raise an error until its exercise is "
+                 "done: " + "; ".join(uses_yours) + ". Every other cell uses the finished versions from "
+                 "`resnet_lab`, so you can go on even if an exercise is not done yet.")
+    else:
+        yours = ("Only the check cells use your code; every other cell uses the finished versions from "
+                 "`resnet_lab`, so you can go on even if an exercise is not done yet.")
+    return (
+        "**Student copy.** Fill in each cell that raises `NotImplementedError` (the `# HINT:` line above it "
+        "helps), run it, then run the check cell below it: it prints what it compared and \u201cthese checks "
+        "passed\u201d, or tells you what is wrong. Stuck? `checks.hint(name)` gives one more hint each time you "
+        "call it, and `checks.solution(name)` shows the reference solution once you confirm; the names here: "
+        f"{calls}.\n\n{yours} Terms in English and Chinese: [glossary](../../docs/glossary.md).\n\n"
+        f"*Generated from `notebooks/{name}` by `scripts/make_student_copies.py`; don't edit this copy, "
+        "edit the source and regenerate.*"
+    )
+
+
 def make_student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
     """The student copy of ``nb`` (not modified): stubs, tags, no outputs, no execution counts."""
     copy = nbformat.from_dict(json.loads(json.dumps(nb)))
     exercises = 0
     exercise_names: set[str] = set()
+    checker_names: list[str] = []
+    uses_yours: list[str] = []
     for index, cell in enumerate(copy.cells):
         where = f"{name}, cell {index}"
         tags = _tags(cell)
@@ -154,6 +195,10 @@ def make_student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbfo
             raise MarkerError(f"{where}: solution markers in a cell without the '{EXERCISE_TAG}' tag; tag it or remove "
                               "the markers (the solution would be handed out)")
         uses_exercise = EXERCISE_TAG not in tags and bool(used_names(cell.source) & exercise_names)
+        if CHECK_TAG in tags:
+            checker_names += [n for n in checker_calls(cell.source) if n not in checker_names]
+        elif uses_exercise:
+            uses_yours.append(_place(copy.cells, index))
         if (EXERCISE_TAG in tags or CHECK_TAG in tags or uses_exercise) and RAISES_TAG not in tags:
             cell.metadata["tags"] = tags + [RAISES_TAG]
         cell.outputs = []
@@ -161,14 +206,7 @@ def make_student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbfo
         for key in ("execution", "collapsed", "scrolled"):
             cell.metadata.pop(key, None)
     if exercises:
-        note = nbformat.v4.new_markdown_cell(
-            "**Student copy.** Fill in each cell that raises `NotImplementedError` (the `# HINT:` line above it "
-            "helps), run it, then run the check cell below it: it prints a line starting with ✓, or tells you "
-            "what is wrong. Later cells use the finished versions from `resnet_lab`, so you can go on even if an "
-            "exercise is not done yet. Terms in English and Chinese: [glossary](../../docs/glossary.md).\n\n"
-            f"*Generated from `notebooks/{name}` by `scripts/make_student_copies.py`; don't edit this copy, "
-            "edit the source and regenerate.*"
-        )
+        note = nbformat.v4.new_markdown_cell(student_note(name, checker_names, uses_yours))
         if copy.get("nbformat_minor", 0) >= 5:
             note["id"] = NOTE_ID
         else:

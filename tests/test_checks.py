@@ -229,7 +229,7 @@ def test_basic_block_accepts_correct_blocks(cls, capsys):
     checks.basic_block(cls)
     assert capsys.readouterr().out == (
         "✓ basic_block: 4 configurations match resnet_lab.BasicBlock "
-        "(shapes, parameter counts, outputs; 3 with a projection shortcut)\n"
+        "(shapes, parameter counts, outputs; 3 with a projection shortcut): these checks passed\n"
     )
 
 

@@ -187,3 +187,19 @@ def test_committed_copy_has_no_solutions_or_outputs(name: str):
             tags = cell.metadata.get("tags", [])
             if "exercise" in tags or "check" in tags:
                 assert "raises-exception" in tags
+
+
+def test_the_note_says_exactly_which_cells_use_the_students_code():
+    """Issue 14: "later cells use the finished versions" must be exact: the note names the other cells."""
+    for name in sorted(p.name for p in STUDENT_DIR.glob("*.ipynb")):
+        copy = nbformat.read(STUDENT_DIR / name, as_version=4)
+        note = copy.cells[0].source
+        using = [c for c in copy.cells[1:] if c.cell_type == "code" and "raises-exception" in c.metadata.get("tags", [])
+                 and not {"exercise", "check"} & set(c.metadata.get("tags", []))]
+        if using:
+            assert note.count("the code cell after") == len(using), name
+        else:
+            assert "Only the check cells use your code" in note, name
+        checkers = {c for cell in copy.cells if "check" in cell.metadata.get("tags", [])
+                    for c in msc.checker_calls(cell.source)}
+        assert all(f'`"{c}"`' in note for c in checkers) and "checks.hint(name)" in note, name

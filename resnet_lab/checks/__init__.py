@@ -24,7 +24,11 @@ The package:
 
 To add a module of checkers, write ``resnet_lab/checks/<name>.py`` with an ``__all__`` of its public
 checkers and add its name to ``CHECKER_MODULES`` below: that one line makes its checkers
-``checks.<checker>(...)`` and lists them in ``checks.CHECKERS``.
+``checks.<checker>(...)`` and lists them in ``checks.CHECKERS``. A checker takes the student's
+class or function and ``configs=None`` (its default configurations), runs them through
+``engine.run_configs`` (so the grader can give partial credit and add hidden configurations), compares
+with ``engine.compare(..., Diagnosis(...))`` and ends with ``engine.passed(name, what was compared)``.
+An exercise cell in a lesson whose check cell calls it is then found by hints and the grader as well.
 """
 
 from __future__ import annotations

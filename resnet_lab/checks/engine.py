@@ -580,5 +580,9 @@ def n_match(n: int, what: str = "configurations") -> str:
 
 
 def passed(checker: str, what: str) -> None:
-    """Print the success line: what was compared, and that these checks (not more) passed."""
-    print(f"✓ {checker}: {what}")
+    """Print the success line: what was compared, and that these checks passed (not that nothing else could fail).
+
+    A teacher's hidden configurations, or a property nobody checked, may still find a mistake, so the line
+    names what it compared and claims no more.
+    """
+    print(f"✓ {checker}: {what}: these checks passed")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -29,8 +30,9 @@ CHECK_TAG = "check"
 HINTS_KEY = "hints"
 LESSON_PATTERN = "[0-9][0-9]_*.ipynb"
 
-# The repository's notebooks folder (resnet_lab/checks/exercises.py -> repo root / notebooks).
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+# The repository's notebooks folder (resnet_lab/checks/exercises.py -> repo root / notebooks), unless
+# RESNET_LAB_NOTEBOOKS names another (e.g. when resnet_lab is installed as a wheel, away from the clone).
+NOTEBOOKS = Path(os.environ.get("RESNET_LAB_NOTEBOOKS") or Path(__file__).resolve().parents[2] / "notebooks")
 
 
 class ExerciseNotFound(LookupError):

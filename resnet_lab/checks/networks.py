@@ -279,4 +279,5 @@ def small_input_net(model: nn.Module, size: int = 32, min_map: int = 4) -> None:
                            "nothing left to look at",
                     stem_hints(model, size) or ["too much downsampling for small images: use a 3x3 stride-1 stem "
                                                  "and no max pool (resnet_lab.cifar_resnet)"])
-    passed(checker, f"on {size}x{size} inputs the last feature map is {h}x{w} (at least {min_map}x{min_map})")
+    # A diagnostic for any model, not an exercise: it states the one property it measured.
+    print(f"✓ {checker}: on {size}x{size} inputs the last feature map is {h}x{w} (at least {min_map}x{min_map})")

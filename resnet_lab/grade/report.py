@@ -88,6 +88,7 @@ def bar_chart(rows: Iterable[dict[str, Any]], path: Path, title: str = "How the 
         counts = [sum(1 for r in rows if r["exercise"] == e and r["status"] == status) for e in exercises]
         ax.bar(exercises, counts, bottom=bottoms, label=status, color=_COLOURS[status], edgecolor="white")
         bottoms = [b + c for b, c in zip(bottoms, counts)]
+    ax.set_ylim(0, max(bottoms, default=0) + 0.5)
     ax.set_title(title)
     ax.set_xlabel("exercise (checker)")
     ax.set_ylabel("students")

@@ -200,7 +200,8 @@ class Kernel:
                 stdout.append(content.get("text", ""))
             elif kind == "error" and status != "timeout":
                 status = "error"
-                error = f"{content.get('ename')}: {content.get('evalue', '').strip().splitlines()[0] if content.get('evalue', '').strip() else ''}"
+                evalue = (content.get("evalue") or "").strip()
+                error = f"{content.get('ename')}: {evalue.splitlines()[0] if evalue else ''}"
             elif kind == "status" and content.get("execution_state") == "idle":
                 break
         return CellRun(index, status, time.monotonic() - start, error, "".join(stdout))
@@ -227,7 +228,7 @@ def _env(fast: bool) -> dict[str, str]:
     return env
 
 
-def _cell_note(run: CellRun, limits: Limits) -> str:
+def _cell_note(run: CellRun) -> str:
     if run.status == "timeout":
         return f"cell {run.index} timed out after {run.seconds:.0f} s (interrupted)"
     if run.status == "dead":
@@ -294,7 +295,7 @@ def grade_notebook(path: Path, exercises: list[dict[str, Any]], limits: Limits) 
                     dead = True
                     outcome = {**base, "status": NOTEBOOK_FAILED, "detail": "the kernel died before this was checked"}
                 elif cell_run is not None and cell_run.status == "timeout":
-                    outcome = {**base, "status": TIMED_OUT, "detail": _cell_note(cell_run, limits)}
+                    outcome = {**base, "status": TIMED_OUT, "detail": _cell_note(cell_run)}
                 elif cell_run is not None and cell_run.status == "error":
                     outcome = {**base, "status": ERROR, "detail": f"the exercise cell raised {cell_run.error}"}
                 else:
@@ -350,7 +351,7 @@ def _execute(kernel: Kernel, nb: dict[str, Any], indices: list[int], budget_end:
         run = kernel.run(_source(nb["cells"][index]), index, min(limits.cell_seconds, remaining))
         runs[index] = run
         if run.status != "ok":
-            notes.append(_cell_note(run, limits))
+            notes.append(_cell_note(run))
         if run.status == "dead":
             break
     return runs

@@ -1,0 +1,184 @@
+"""python -m resnet_lab.grade on a synthetic class built from the student copy of notebook 02: the report
+says exactly what happened to each submission, and the run stays within its time limits.
+
+The class run (8 submissions, 9 fresh kernels with the crash's restart, quick mode, small limits) is the
+slow part: 46 s of CPU (user + sys, measured for this file), so about that much wall time on an idle
+2-core machine (151 s on the shared machine at load average 12). Everything else here runs without a kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import io
+import json
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from resnet_lab import grade
+from resnet_lab.checks import exercises
+from resnet_lab.grade import report, worker
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("make_synthetic_class", ROOT / "scripts" / "make_synthetic_class.py")
+synthetic = importlib.util.module_from_spec(_spec)
+assert _spec.loader is not None
+_spec.loader.exec_module(synthetic)
+
+CHECK_SECONDS = 6
+HIDDEN = {"basic_block": [[16, 32, 2], [32, 32, 1]]}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Build the class, grade it once through the CLI; return (rows by (student, exercise), stdout, seconds, dir)."""
+    root = tmp_path_factory.mktemp("class")
+    synthetic.build(root / "submissions")
+    hidden = root / "hidden.json"
+    hidden.write_text(json.dumps(HIDDEN), encoding="utf-8")
+    out = io.StringIO()
+    start = time.monotonic()
+    with contextlib.redirect_stdout(out):
+        code = grade.main([str(root / "submissions"), "--report", str(root / "grades.csv"), "--hidden", str(hidden),
+                           "--quick", "--timeout", "120", "--cell-timeout", "60",
+                           "--check-timeout", str(CHECK_SECONDS)])
+    seconds = time.monotonic() - start
+    assert code == 0
+    rows = {(r["student"], r["exercise"]): r for r in report.read_rows(root / "grades.csv")}
+    print(f"grading the synthetic class took {seconds:.1f} s")
+    return rows, out.getvalue(), seconds, root
+
+
+def _row(rows, student, exercise):
+    r = rows[(student, exercise)]
+    return (r["status"], int(r["checks_passed"]), int(r["checks_total"]), int(r["hidden_passed"]),
+            int(r["hidden_total"]))
+
+
+def test_the_report_has_one_row_per_student_and_exercise(graded):
+    rows, _, _, _ = graded
+    students = {"complete", "half_done", "no_stride", "relu_first", "bad_import", "endless", "renamed", "crash"}
+    assert set(rows) == {(s, e) for s in students for e in ("conv_output_size", "basic_block", "plain_switch")}
+    assert all(r["notebook"].endswith("/02_basic_block.ipynb") for r in rows.values())
+
+
+def test_complete_and_half_done(graded):
+    rows, _, _, _ = graded
+    assert _row(rows, "complete", "conv_output_size") == ("passed", 14, 14, 0, 0)
+    assert _row(rows, "complete", "basic_block") == ("passed", 4, 4, 2, 2)
+    assert _row(rows, "complete", "plain_switch") == ("passed", 4, 4, 0, 0)
+    assert rows[("complete", "basic_block")]["hints_used"] == "2"
+    assert rows[("complete", "basic_block")]["run"] == "ok"
+    assert _row(rows, "half_done", "basic_block") == ("passed", 4, 4, 2, 2)
+    assert rows[("half_done", "basic_block")]["solution_revealed"] == "True"
+    assert rows[("half_done", "plain_switch")]["status"] == "not attempted"
+    assert float(rows[("half_done", "plain_switch")]["score"]) == 0.0
+
+
+def test_classic_mistakes_fail_with_partial_credit_and_the_hint(graded):
+    rows, _, _, _ = graded
+    assert _row(rows, "no_stride", "basic_block") == ("failed", 2, 4, 1, 2)  # the strided configurations fail
+    assert float(rows[("no_stride", "basic_block")]["score"]) == 0.5
+    assert "Give the projection's 1x1 conv stride=2" in rows[("no_stride", "basic_block")]["detail"]
+    assert _row(rows, "relu_first", "basic_block") == ("failed", 0, 4, 0, 2)
+    assert "Is ReLU applied before the shortcut is added?" in rows[("relu_first", "basic_block")]["detail"]
+    assert rows[("relu_first", "plain_switch")]["status"] == "passed"  # its own forward is right
+
+
+def test_broken_notebooks_are_reported_as_such(graded):
+    rows, _, _, _ = graded
+    bad = rows[("bad_import", "basic_block")]
+    assert bad["status"] == "error" and "NameError: name 'nn' is not defined" in bad["detail"]
+    assert "No module named 'torchvison'" in bad["run"]
+    assert rows[("bad_import", "conv_output_size")]["status"] == "passed"  # needs no import
+
+    endless = rows[("endless", "conv_output_size")]
+    assert endless["status"] == "timed out" and f"within {CHECK_SECONDS} s" in endless["detail"]
+    assert rows[("endless", "basic_block")]["status"] == "passed"
+
+    renamed = rows[("renamed", "basic_block")]
+    assert renamed["status"] == "passed" and "renamed MyBasicBlock to MyBlock" in renamed["detail"]
+
+    assert rows[("crash", "plain_switch")]["status"] == "notebook failed"
+    assert "kernel died in this exercise's cell" in rows[("crash", "plain_switch")]["detail"]
+    assert [rows[("crash", e)]["status"] for e in ("conv_output_size", "basic_block")] == ["passed", "passed"]
+
+
+def test_summary_and_chart(graded):
+    _, out, seconds, root = graded
+    assert "8 students, 24 graded exercises" in out
+    line = next(line for line in out.splitlines() if line.startswith("basic_block"))
+    assert line.split()[1:3] == ["5", "2"]  # passed, failed
+    assert (root / "grades.png").stat().st_size > 10_000
+    # Each notebook stayed within its limits: none had to be killed by the grader.
+    assert "hard time limit" not in (root / "grades.csv").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------
+# Without a kernel
+# ----------------------------------------------------------------------------------------
+
+SPECS = [{"exercise": e.name, "target": e.target, "kind": e.kind, "cell_id": e.cell_id}
+         for e in exercises.for_lesson("02_basic_block.ipynb")]
+
+
+def test_plan_notes_renamed_and_deleted_exercises():
+    nb = json.loads((ROOT / "notebooks" / "student" / "02_basic_block.ipynb").read_text(encoding="utf-8"))
+    basic = next(c for c in nb["cells"] if c.get("id") == SPECS[1]["cell_id"])
+    basic["source"] = "".join(basic["source"]).replace("class MyBasicBlock(", "class Block(")
+    nb["cells"] = [c for c in nb["cells"] if c.get("id") != SPECS[0]["cell_id"]]
+    plans = {p["exercise"]: p for p in worker.plan(nb, SPECS)}
+    assert plans["conv_output_size"]["note"] == "the exercise cell was deleted and no cell defines conv_output_size"
+    assert plans["basic_block"]["lookup"] == "Block" and "renamed MyBasicBlock to Block" in plans["basic_block"]["note"]
+    assert plans["plain_switch"]["lookup"] == "MyBlockWithSwitch" and plans["plain_switch"]["note"] == ""
+
+
+def test_quick_mode_runs_the_first_cell_imports_and_exercises_only():
+    nb = json.loads((ROOT / "notebooks" / "student" / "02_basic_block.ipynb").read_text(encoding="utf-8"))
+    picked = worker.cells_to_run(nb, worker.plan(nb, SPECS), quick=True)
+    ids = [nb["cells"][i].get("id") for i in picked]
+    assert ids[0] == next(c["id"] for c in nb["cells"] if c["cell_type"] == "code")
+    assert {s["cell_id"] for s in SPECS} <= set(ids) and len(ids) < 8
+
+
+def test_submissions_are_found_in_folders_or_by_file_name(tmp_path):
+    lesson = "02_basic_block.ipynb"
+    (tmp_path / "ana").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "ana" / lesson)
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "bo_02_basic_block.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "cy_homework.ipynb")
+    found = [(s, p.name, les) for s, p, les in grade.find_submissions(tmp_path, [lesson])]
+    assert found == [("ana", lesson, lesson), ("bo", "bo_02_basic_block.ipynb", lesson),
+                     ("cy_homework", "cy_homework.ipynb", None)]
+    with pytest.raises(grade.GradeError, match="is not a folder"):
+        grade.find_submissions(tmp_path / "nope", [lesson])
+
+
+def test_hidden_checks_file_is_validated(tmp_path):
+    all_ex = list(exercises.all_exercises())
+    path = tmp_path / "hidden.json"
+    path.write_text('{"basic_blok": [[16, 32, 2]]}', encoding="utf-8")
+    with pytest.raises(grade.GradeError, match="unknown exercise 'basic_blok'"):
+        grade.load_hidden(path, all_ex)
+    path.write_text('{"basic_block": []}', encoding="utf-8")
+    with pytest.raises(grade.GradeError, match="non-empty list"):
+        grade.load_hidden(path, all_ex)
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(grade.GradeError, match="cannot read the hidden checks file"):
+        grade.load_hidden(path, all_ex)
+
+
+def test_the_csv_is_on_disk_row_by_row(tmp_path):
+    path = tmp_path / "g.csv"
+    rep = report.CsvReport(path)
+    rep.add({"student": "a", "exercise": "stage", "status": "failed", "checks_passed": 1, "checks_total": 4,
+             "hidden_passed": 1, "hidden_total": 2})
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))  # before close: already written
+    assert rows[0]["score"] == "0.333" and rows[0]["student"] == "a"
+    rep.close()
+    assert report.score({"status": "not attempted", "checks_passed": 0, "checks_total": 4,
+                         "hidden_passed": 0, "hidden_total": 0}) == 0.0
