@@ -20,6 +20,18 @@ from .models import (
     resnet101,
     resnet152,
 )
+from .models import (  # the ResNet family (notebook 10)
+    cifar_resnext,
+    preact_resnet,
+    resnet50d,
+    resnext50_32x4d,
+    resnext101_32x8d,
+    resnext101_64x4d,
+    se_resnet50,
+    wide_resnet,
+    wide_resnet50_2,
+    wide_resnet101_2,
+)
 from .runtime import fast_mode, pick_device, seed_everything
 from .shapes import (
     FeatureMapRow,
@@ -59,6 +71,16 @@ __all__ = [
     "cifar_resnet",
     "check_cifar_depth",
     "state_dict_mismatch",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+    "se_resnet50",
+    "resnet50d",
+    "preact_resnet",
+    "wide_resnet",
+    "cifar_resnext",
     "conv_output_size",
     "FeatureMapRow",
     "feature_map_table",

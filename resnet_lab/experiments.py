@@ -4,6 +4,7 @@
     python -m resnet_lab.experiments degradation --fast   # the same in under a minute (tiny data)
     python -m resnet_lab.experiments fashion-full         # ResNet-20 on the 60k/10k Fashion-MNIST
     torchrun --standalone --nproc_per_node=2 -m resnet_lab.experiments degradation   # the same, 2 processes
+    python -m resnet_lab.experiments family               # five ResNet-family nets on the subset (family_experiment.py)
 
 Each run writes a JSON run record to data/runs/: configuration, per-epoch curves per net,
 final errors (percent), seconds, torch version, CPU/GPU name and seed. ``load_record`` reads one.
@@ -50,8 +51,15 @@ def fashion_full_config(fast: bool = False) -> TrainConfig:
     return TrainConfig(epochs=35, schedule="onecycle", test_every_epoch=False, keep_best=True)
 
 
-RECIPES = {"degradation": degradation_config, "fashion-full": fashion_full_config}  # experiment -> recipe(fast)
-DATASETS = {"degradation": "subset", "fashion-full": "full"}  # experiment -> load_fashion_mnist kind
+def family_config(fast: bool = False) -> TrainConfig:
+    """The recipe of the family comparison (see ``family_experiment``)."""
+    from .family_experiment import family_config as recipe
+
+    return recipe(fast)
+
+
+RECIPES = {"degradation": degradation_config, "fashion-full": fashion_full_config, "family": family_config}  # experiment -> recipe(fast)
+DATASETS = {"degradation": "subset", "fashion-full": "full", "family": "subset"}  # experiment -> load_fashion_mnist kind
 
 
 def environment(device: torch.device, config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
@@ -274,7 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup-epochs", type=float)
     parser.add_argument("--random-erasing", type=float, help="probability of random erasing per training image (0 = off)")
     parser.add_argument("--zero-init-residual", action="store_true", help="degradation: residual nets start as identity")
-    parser.add_argument("--nets", nargs="+", help="degradation: which of plain-20 plain-56 ResNet-20 ResNet-56 (default all)")
+    parser.add_argument("--nets", nargs="+", help="degradation: which of plain-20 plain-56 ResNet-20 ResNet-56 (default all); "
+                        "family: names from family_experiment.FAMILY_NETS (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-as", help="record file name under data/runs/ (default: <experiment>[-fast].json)")
     parser.add_argument("--notes", default="")
@@ -295,10 +304,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.random_erasing is not None:
         overrides["random_erasing"] = args.random_erasing
     config = replace(base, **overrides)
-    default_name = "degradation" if args.experiment == "degradation" else "fashion-full-resnet20"
+    default_name = {"degradation": "degradation", "family": "family"}.get(args.experiment, "fashion-full-resnet20")
     save_as = args.save_as or (default_name + ("-fast" if fast else ""))
     progress = not args.no_progress
-    if args.experiment == "degradation":
+    if args.experiment == "family":
+        from .family_experiment import format_family, run_family
+
+        record = run_family(fast=fast, config=config, nets=args.nets, progress=progress, threads=args.threads,
+                            save_as=save_as, notes=args.notes)  # fmt: skip
+        print(format_family(record))
+    elif args.experiment == "degradation":
         record = run_degradation(fast=fast, config=config, zero_init_residual=args.zero_init_residual, nets=args.nets,
                                  progress=progress, threads=args.threads, save_as=save_as, notes=args.notes)  # fmt: skip
     else:
@@ -306,7 +321,8 @@ def main(argv: list[str] | None = None) -> None:
                                   notes=args.notes)  # fmt: skip
     if not runtime.processes().is_main:
         return  # under torchrun: rank 0 reports
-    print(format_record(record))
+    if args.experiment != "family":
+        print(format_record(record))
     if record.get("findings"):
         print(json.dumps(record["findings"], indent=1))
     print(f"total {record['total_seconds']:.0f} s; record written to {RUNS_DIR / (save_as + '.json')}")

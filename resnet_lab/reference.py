@@ -138,6 +138,36 @@ SE_RESNET50_PARAMS_M = (28.1, 25.6)
 BAG_OF_TRICKS_TABLE_5_TOP1: dict[str, float] = {"ResNet-50": 76.21, "ResNet-50-B": 76.66, "ResNet-50-C": 76.87, "ResNet-50-D": 77.16}
 """He et al. 2019 (arXiv:1812.01187), Table 5: ImageNet top-1 accuracy (%) with their own recipe."""
 
+SE_RESNET50_TOP1_ERROR = (23.29, 24.80)
+"""Hu et al. 2018, Table 2: ImageNet top-1 error (%, single 224 crop), SE-ResNet-50 vs their ResNet-50."""
+
+WRN50_2_TOP1_ERROR = 21.9
+"""Zagoruyko & Komodakis 2016 (arXiv:1605.07146), ImageNet: WRN-50-2-bottleneck top-1 error (%), 68.9M parameters."""
+
+WRN_PAPER_PARAMS_M: dict[str, float] = {"WRN-28-10": 36.5, "WRN-40-4": 8.9, "WRN-16-4": 2.7}
+"""Zagoruyko & Komodakis 2016: parameters (millions) as printed for CIFAR WRN-d-k."""
+
+PREACT_PAPER_PARAMS_M: dict[int, float] = {164: 1.7, 1001: 10.2}
+"""He et al. 2016: parameters (millions) of the bottleneck pre-activation CIFAR nets."""
+
+WRN28_10_CIFAR10_ERROR = 4.0
+"""Zagoruyko & Komodakis 2016: WRN-28-10's CIFAR-10 test error, about 4% (reference.md)."""
+
+FAMILY_EXACT_PARAMS: dict[str, int] = {
+    "se_resnet50": 28_088_024,  # r = 16, SE layers with biases
+    "resnet50d": 25_576_264,  # resnet50 - 7x7 stem conv (9,408) + deep stem (28,640)
+    "preact_resnet20": 269_722,  # = ResNet-20: pre-activation moves BNs, the count is unchanged
+    "preact_resnet110": 1_727_962,
+    "preact_resnet164": 1_704_154,  # bottlenecks, option B
+    "preact_resnet1001": 10_328_602,
+    "wrn_16_2": 692_122,
+    "wrn_16_4": 2_749_786,
+    "wrn_28_10": 36_481_434,  # with BN on the 1x1 projections (the paper's code has none: 2,240 fewer)
+    "wrn_40_4": 8_950_106,
+}
+"""Exact parameter counts of resnet_lab's family builders: 3 input channels, 1000 classes (ImageNet nets) or
+10 (CIFAR nets). Measured by the tests, not taken from the papers (whose rounded figures are above)."""
+
 # --------------------------------------------------------------------------------------------------
 # Fashion-MNIST (zalandoresearch/fashion-mnist)
 

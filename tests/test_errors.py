@@ -25,12 +25,12 @@ def test_invalid_imagenet_depth():
 
 
 @pytest.mark.parametrize("make", [
-    lambda: BasicBlock(64, 64, shortcut="D"),
+    lambda: BasicBlock(64, 64, shortcut="E"),  # "D" is ResNet-D's option (notebook 10)
     lambda: cifar_resnet(20, shortcut="b"),
     lambda: resnet_lab.resnet18(shortcut="projection"),
 ])
 def test_unknown_shortcut_lists_choices(make):
-    with pytest.raises(ValueError, match=r"choose one of \('A', 'B', 'C'\)"):
+    with pytest.raises(ValueError, match=r"choose one of \('A', 'B', 'C', 'D'\)"):
         make()
 
 

@@ -17,7 +17,7 @@ from resnet_lab.checks import exercises, hints
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "notebooks"
 EXPECTED = ["residual_unit", "conv_output_size", "basic_block", "plain_switch", "bottleneck", "stage",
-            "imagenet_resnet", "cifar_net"]
+            "imagenet_resnet", "cifar_net", "preact_block", "grouped_bottleneck", "squeeze_excitation", "se_block"]
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +107,12 @@ def test_solution_from_a_student_copy_only_is_refused(monkeypatch, tmp_path, cap
     assert "is not on this machine" in capsys.readouterr().out
 
 
+def _lesson_10_setup() -> str:
+    """Notebook 10's first two code cells (imports; the blocks Basic and Bottle the exercises build on)."""
+    cells = [c.source for c in nbformat.read(LESSONS / "10_resnet_family.ipynb", as_version=4).cells if c.cell_type == "code"]
+    return "\n".join(line for line in "\n".join(cells[:2]).split("\n") if not line.startswith("%"))
+
+
 @pytest.mark.parametrize("name", [n for n in EXPECTED if n != "imagenet_resnet"])
 def test_every_exercise_checker_says_these_checks_passed(name, capsys):
     exercise = exercises.find(name)
@@ -114,7 +120,10 @@ def test_every_exercise_checker_says_these_checks_passed(name, capsys):
     prelude = ("import torch\nfrom torch import nn\nfrom resnet_lab import BasicBlock, Bottleneck, IMAGENET_CONFIGS, "
                "make_stage\n")
     before = exercises.find("basic_block").source + "\n" if name == "plain_switch" else ""  # it subclasses MyBasicBlock
+    if exercise.lesson.startswith("10_"):  # notebook 10's exercises build on its set-up cells (Basic, Bottle, F)
+        before = _lesson_10_setup() + ("\n" + exercises.find("squeeze_excitation").source if name == "se_block" else "") + "\n"
     exec(prelude + "\n" + before + exercise.source, namespace)  # noqa: S102 - the course's own solution
+    capsys.readouterr()  # what the set-up printed
     checks.CHECKERS[name](namespace[exercise.target])
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"✓ {name}: ") and line.endswith(": these checks passed"), line

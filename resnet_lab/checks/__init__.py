@@ -39,6 +39,7 @@ from collections.abc import Callable
 CHECKER_MODULES: tuple[str, ...] = (
     "blocks",    # conv_output_size, residual_unit, basic_block, bottleneck, plain_switch
     "networks",  # stage, cifar_net, imagenet_resnet, small_input_net
+    "family",    # preact_block, squeeze_excitation, se_block, grouped_bottleneck (notebook 10)
 )
 
 CHECKERS: dict[str, Callable[..., None]] = {}
