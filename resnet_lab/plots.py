@@ -95,7 +95,7 @@ def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: A
     dataset = record.get("dataset", {}).get("name", "")
     if ax is None:
         fig.suptitle(
-            f"Training error, plain (dashed) vs residual (solid) nets ({dataset}, {record.get('mode', '')} mode)\n"
+            f"Training error, plain (dashed) vs residual (solid) nets ({dataset}, {record['config']['epochs']} epochs)\n"
             "laid out like He et al. Fig. 6, where dashed means training and bold means test error"
         )
     else:
