@@ -34,7 +34,10 @@ from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, batches
 from .runtime import Processes, pick_device, processes, seed_everything, torch_threads
 
-SCHEDULES = ("onecycle", "step", "cosine", "constant")
+SCHEDULES = ("warmup_cosine", "step", "cosine", "constant")
+# Old names that still work. "onecycle" was this course's first name for warm-up + cosine; it is not
+# Smith's one-cycle policy (no momentum cycle, no annealing below the start), so it was renamed.
+SCHEDULE_ALIASES = {"onecycle": "warmup_cosine"}
 
 
 @dataclass
@@ -42,8 +45,9 @@ class TrainConfig:
     """How to train. ``epochs`` passes over the training set; lr is the peak learning rate.
 
     schedule (per iteration):
-      "onecycle": linear warm-up from lr/10 to lr over ``warmup_epochs`` (default: 15% of the
-                  run), then cosine decay to 0 -- the best use of a short budget;
+      "warmup_cosine": linear warm-up from lr/10 to lr over ``warmup_epochs`` (default: 15% of
+                  the run), then cosine decay to 0 -- the best use of a short budget (the old
+                  name "onecycle" is accepted and stored as "warmup_cosine");
       "step":     the paper's: lr, divided by 10 at 50% and 75% of the iterations;
       "cosine":   cosine decay from lr to 0;
       "constant": lr throughout.
@@ -60,7 +64,7 @@ class TrainConfig:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    schedule: str = "onecycle"
+    schedule: str = "warmup_cosine"
     warmup_epochs: float | None = None
     augment: bool = True
     random_erasing: float = 0.0
@@ -71,6 +75,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self.schedule = canonical_schedule(self.schedule)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -142,19 +147,25 @@ class History:
         return "\n".join(rows)
 
 
+def canonical_schedule(name: str) -> str:
+    """The current name of a schedule: "onecycle" (old name, e.g. in older records) -> "warmup_cosine"."""
+    return SCHEDULE_ALIASES.get(name, name)
+
+
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     """The learning rate at iteration ``step`` (0-based) of ``total_steps``."""
     steps_per_epoch = total_steps / config.epochs
+    schedule = canonical_schedule(config.schedule)
     warmup_epochs = config.warmup_epochs
     if warmup_epochs is None:
-        warmup_epochs = 0.15 * config.epochs if config.schedule == "onecycle" else 0.0
+        warmup_epochs = 0.15 * config.epochs if schedule == "warmup_cosine" else 0.0
     warmup = int(round(warmup_epochs * steps_per_epoch))
     if step < warmup:
         return config.lr * (0.1 + 0.9 * step / warmup)
     progress = (step - warmup) / max(1, total_steps - warmup)
-    if config.schedule in ("onecycle", "cosine"):
+    if schedule in ("warmup_cosine", "cosine"):
         return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
-    if config.schedule == "step":
+    if schedule == "step":
         return config.lr * (0.01 if progress >= 0.75 else 0.1 if progress >= 0.5 else 1.0)
     return config.lr
 
