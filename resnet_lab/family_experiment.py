@@ -42,8 +42,8 @@ SIGNIFICANCE_Z = 2.0  # the rule: a difference counts when it exceeds 2 standard
 
 
 def family_config(fast: bool) -> TrainConfig:
-    """The comparison's recipe: 5 epochs of one-cycle SGD (full) or 1 on tiny data (fast); last epoch counts."""
-    return TrainConfig(epochs=1 if fast else 5, schedule="onecycle", test_every_epoch=False, keep_best=False)
+    """The comparison's recipe: 5 epochs of SGD with warm-up + cosine (full) or 1 on tiny data (fast); last epoch counts."""
+    return TrainConfig(epochs=1 if fast else 5, schedule="warmup_cosine", test_every_epoch=False, keep_best=False)
 
 
 def run_family(
