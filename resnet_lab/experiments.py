@@ -361,6 +361,39 @@ def format_record(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_seeds_record(record: dict[str, Any]) -> str:
+    """A several-seed record as a table: per net the mean and range (min-max over seeds) of the final errors."""
+    runs = list(record["runs"].values())
+    lines = [f"{record['experiment']} ({record['mode']} mode), seeds {', '.join(map(str, record['seeds']))}, "
+             f"on {dataset_line(runs[0])}; errors in %: mean [min-max] over seeds"]  # fmt: skip
+    lines.append(f"{'net':<10} {'train err':>20} {'val err':>20} {'test err':>20} {'seconds':>8}")
+    for name in runs[0]["nets"]:
+        cells = []
+        for key in ("train_error", "val_error", "test_error"):
+            values = [run["nets"][name]["final"][key] for run in runs]
+            if any(v is None for v in values):
+                cells.append(f"{'-':>20}")
+                continue
+            cells.append(f"{sum(values) / len(values):>6.2f} [{min(values):5.2f}-{max(values):5.2f}]")
+        seconds = sum(run["nets"][name]["seconds"] for run in runs) / len(runs)
+        lines.append(f"{name:<10} " + " ".join(f"{c:>20}" for c in cells) + f" {seconds:>8.0f}")
+    return "\n".join(lines)
+
+
+def format_seed_epochs(record: dict[str, Any], key: str = "train_error") -> str:
+    """Per epoch and net, ``key`` (default the training error, %) as mean [min-max] over the record's seeds."""
+    runs = list(record["runs"].values())
+    names = list(runs[0]["nets"])
+    lines = [f"{'epoch':>5}" + "".join(f"{name:>22}" for name in names)]
+    for i, epoch in enumerate(runs[0]["nets"][names[0]]["history"]["epoch"]):
+        row = f"{epoch:>5}"
+        for name in names:
+            values = [run["nets"][name]["history"][key][i] for run in runs]
+            row += f"{sum(values) / len(values):>8.2f} [{min(values):5.2f}-{max(values):5.2f}]"
+        lines.append(row)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resnet_lab.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -409,6 +442,7 @@ def main(argv: list[str] | None = None) -> None:
                                        progress=progress, notes=args.notes, save_weights=args.save_weights)  # fmt: skip
         for run in record["runs"].values():
             print(format_record(run))
+        print(format_seeds_record(record))
         print(json.dumps(record["findings"], indent=1))
         print(f"record written to {RUNS_DIR / (seeds_name + '.json')}")
         return

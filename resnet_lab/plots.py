@@ -245,30 +245,36 @@ def plot_loss_lines(lines: Mapping[str, Mapping[str, Any]], *, residual: Mapping
 def plot_loss_contours(surfaces: Mapping[str, Mapping[str, Any]], *, title: str, levels: Sequence[float] | None = None) -> Figure:
     """2-D loss slices (``probes.loss_slice_2d``) side by side with the same contour levels and one colour bar.
 
-    Levels are log-spaced from the lowest loss of all surfaces up to 20 unless given; higher losses are
-    drawn in the top colour. The trained weights sit at (0, 0) (marked).
+    Levels are log-spaced (16 of them) from the lowest loss of all surfaces up to 20 unless given; higher
+    losses are drawn in the top colour. The trained weights sit at (0, 0) (marked).
     """
     import numpy as np
     from matplotlib.colors import LogNorm
+    from matplotlib.ticker import FuncFormatter
 
     if levels is None:
         low = min(float(np.min(s["loss"])) for s in surfaces.values())
         levels = np.geomspace(max(low, 1e-3), max(20.0, 2 * low), 16)
     levels = np.asarray(levels, dtype=float)
-    fig, axes = plt.subplots(1, len(surfaces), figsize=(5.2 * len(surfaces) + 1, 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(surfaces), figsize=(5 * len(surfaces) + 1.2, 4.8), squeeze=False, sharey=True,
+                             layout="constrained")  # fmt: skip
     filled = None
     for ax, (label, s) in zip(axes[0], surfaces.items()):
         loss = np.clip(s["loss"], levels[0], levels[-1])
         filled = ax.contourf(s["alpha"], s["beta"], loss, levels=levels, norm=LogNorm(levels[0], levels[-1]), cmap="viridis")
         ax.contour(s["alpha"], s["beta"], loss, levels=levels, colors="white", linewidths=0.4)
-        ax.plot(0, 0, marker="*", color="white", markersize=10, label="trained weights")
-        ax.set_title(f"{label}: loss {float(s['loss'][np.argmin(np.abs(s['beta'])), np.argmin(np.abs(s['alpha']))]):.2f} at the centre")
+        centre = float(s["loss"][np.argmin(np.abs(s["beta"])), np.argmin(np.abs(s["alpha"]))])
+        ax.plot(0, 0, marker="*", color="white", markeredgecolor="black", markersize=12, linestyle="none", label=f"trained weights (loss {centre:.3f})")
+        ax.set_title(label)
         ax.set_xlabel("alpha (direction 1, filter-normalised)")
-        ax.set_ylabel("beta (direction 2, filter-normalised)")
         ax.set_aspect("equal")
         ax.legend(loc="upper right", fontsize=8)
-    bar = fig.colorbar(filled, ax=list(axes[0]), shrink=0.9)
-    bar.set_label(f"training loss (log scale, clipped to {levels[0]:.2g}-{levels[-1]:.2g})")
+    axes[0][0].set_ylabel("beta (direction 2, filter-normalised)")
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if levels[0] <= t <= levels[-1]]
+    bar = fig.colorbar(filled, ax=list(axes[0]), shrink=0.9, ticks=ticks or None)
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    bar.set_label(f"training loss (log scale; above {levels[-1]:g} drawn as {levels[-1]:g})")
     fig.suptitle(title)
     return fig
 
