@@ -76,9 +76,20 @@ def test_plain_lesion_uses_the_same_parameter_free_map():
     assert sum(p.numel() for p in skip_down.parameters()) == 0
 
 
+def test_fast_lesion_errors_equal_running_each_lesioned_copy(batch):
+    x, y = batch
+    net = small_net(depth=20)  # trained-like BN statistics; errors differ between lesions
+    sets = [[], ["layer1.0"], ["layer2.0"], ["layer3.2"], ["layer1.1", "layer3.0"], probes.block_names(net)[2:7]]
+    expected = [probes.error(probes.lesion(net, s), x, y) for s in sets]
+    assert probes.lesion_errors(net, sets, x, y, batch_size=10) == expected
+    assert len(set(expected)) > 1
+
+
 def test_lesion_rejects_unknown_blocks():
     with pytest.raises(ValueError, match="no blocks named"):
         probes.lesion(small_net(), ["layer4.0"])
+    with pytest.raises(ValueError, match="no blocks named"):
+        probes.lesion_errors(small_net(), [["layer1.0"], ["fc"]], torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long))
 
 
 def test_single_and_random_lesions_shapes_and_seeds(batch):
