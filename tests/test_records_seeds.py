@@ -33,3 +33,32 @@ def test_seeds_are_run_recorded_and_reused(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="trained again"):  # another recipe is not reused
         experiments.run_degradation_seeds([3], fast=True, config=changed, nets=["plain-20"], save_as="tiny")
 
+
+
+def test_figure6_over_seeds_draws_the_mean_and_a_range_band():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    from resnet_lab import plots
+
+    def run(seed: int, plain20: list[float]) -> dict:
+        history = {"epoch": [1, 2, 3], "train_error": plain20, "step": [], "step_train_error": []}
+        nets = {name: {"name": name, "depth": depth, "residual": residual, "history": history,
+                       "final": {"train_error": plain20[-1], "val_error": 1.0, "test_error": 1.0}, "seconds": 1.0}
+                for name, depth, residual in experiments.DEGRADATION_NETS}  # fmt: skip
+        return {"seed": seed, "nets": nets, "dataset": {"name": "toy"}}
+
+    record = {"runs": {"0": run(0, [50.0, 30.0, 20.0]), "1": run(1, [70.0, 40.0, 10.0])}, "mode": "full"}
+    fig = plots.plot_degradation_seeds(record, per="epoch")
+    left = fig.axes[0]
+    line = next(line for line in left.get_lines() if line.get_label().startswith("plain-20"))
+    assert list(line.get_ydata()) == [60.0, 35.0, 15.0]
+    assert "final 15.0% (10.0-20.0)" in line.get_label()
+    band = next(c for c in left.collections if isinstance(c, PolyCollection))
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == 10.0 and ys.max() == 70.0
+    assert fig._suptitle is not None and "2 seeds" in fig._suptitle.get_text()
+    plt.close(fig)
