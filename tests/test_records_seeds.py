@@ -62,3 +62,29 @@ def test_figure6_over_seeds_draws_the_mean_and_a_range_band():
     assert ys.min() == 10.0 and ys.max() == 70.0
     assert fig._suptitle is not None and "2 seeds" in fig._suptitle.get_text()
     plt.close(fig)
+
+
+NET_NAMES = ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
+
+
+def test_shipped_weights_are_the_four_seed0_nets_with_checksums():
+    sums = weights.read_checksums()
+    assert sorted(sums) == [f"degradation-seed0/{n}.pt" for n in sorted(NET_NAMES)]
+    assert sum(weights.weights_path(n).stat().st_size for n in NET_NAMES) < 6_000_000  # fp16: ~2 bytes per parameter
+    for name in NET_NAMES:
+        assert weights.sha256_of(weights.weights_path(name)) == sums[f"degradation-seed0/{name}.pt"]
+        p = weights.provenance(name)
+        assert p["net"] == name and p["seed"] == 0 and p["dtype"] == "float16" and p["mode"] == "full"
+        assert p["config"] == {**experiments.degradation_config(fast=False).__dict__, "seed": 0}
+        assert p["architecture"]["description"].startswith(name)
+
+
+def test_shipped_nets_keep_their_recorded_test_error():
+    """fp16 storage and fp32 evaluation give the test error recorded at the end of training (bf16 autocast) within 0.5 points."""
+    from resnet_lab import data, probes
+
+    splits = data.load_fashion_mnist("subset", seed=0, fast=False)
+    x, y = probes.fixed_images(splits.test, splits)
+    for name in ("ResNet-20", "plain-20"):
+        model = weights.load_degradation_net(name)
+        assert abs(probes.error(model, x, y) - weights.provenance(name)["test_error"]) < 0.5
