@@ -2,6 +2,7 @@
 
     python -m resnet_lab.experiments degradation          # 4 nets on the shipped subset, <= 10 min on 2 cores
     python -m resnet_lab.experiments degradation --fast   # the same in under a minute (tiny data)
+    python -m resnet_lab.experiments degradation --seeds 3 --save-weights data/weights   # seeds 0, 1, 2
     python -m resnet_lab.experiments fashion-full         # ResNet-20 on the 60k/10k Fashion-MNIST
     torchrun --standalone --nproc_per_node=2 -m resnet_lab.experiments degradation   # the same, 2 processes
     python -m resnet_lab.experiments family               # five ResNet-family nets on the subset (family_experiment.py)
@@ -144,6 +145,7 @@ def run_degradation(
     threads: int | None = None,
     save_as: str | None = None,
     notes: str = "",
+    save_weights: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train plain-20, plain-56, ResNet-20 and ResNet-56 (CIFAR-style, 1 input channel) on the subset.
 
@@ -153,6 +155,8 @@ def run_degradation(
     ``threads``: torch CPU threads (default: 1 in fast mode, else torch's setting), restored after.
     Returns the run record (see module docstring); with ``save_as`` (a file name under data/runs/)
     it is also written.
+    With ``save_weights`` (a folder) each net's final weights go to
+    <folder>/degradation-seed<seed>/<net>.pt in fp16 (see ``weights``).
     """
     names = [name for name, _, _ in DEGRADATION_NETS]
     nets = names if nets is None else nets
@@ -172,6 +176,8 @@ def run_degradation(
         record["nets"][name] = _net_result(
             name, depth, residual, model, history, time.perf_counter() - net_started, config.keep_best
         )
+        if save_weights is not None and not history.interrupted:
+            _save_net_weights(model, name, record, Path(save_weights), save_as)
         if history.interrupted:
             record["notes"] += f" Interrupted during {name}."
             break
@@ -180,6 +186,91 @@ def run_degradation(
     if save_as and runtime.processes().is_main:  # under torchrun: one record, from rank 0
         save_record(record, save_as)
     return record
+
+
+def _save_net_weights(model: torch.nn.Module, name: str, record: dict[str, Any], root: Path, save_as: str | None) -> None:
+    """Write one trained net's fp16 weights with its provenance (see ``weights``)."""
+    from . import weights  # here, not at the top: experiments stays importable if weights changes
+
+    final = record["nets"][name]["final"]
+    weights.save_half(
+        model, weights.weights_path(name, record["seed"], root), net=name, seed=record["seed"],
+        experiment=record["experiment"], mode=record["mode"], record=save_as, created=record["created"],
+        config=record["config"], train_error=final["train_error"], test_error=final["test_error"],
+    )  # fmt: skip
+
+
+def run_degradation_seeds(
+    seeds: Sequence[int],
+    *,
+    fast: bool = False,
+    config: TrainConfig | None = None,
+    save_as: str = "degradation-seeds",
+    reuse: bool = True,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """``run_degradation`` once per seed; returns (and writes to data/runs/<save_as>.json) all runs and findings.
+
+    Each seed's record is first written on its own as <save_as>-<seed>.json; with ``reuse`` a seed whose
+    record already exists with the same mode and recipe is read instead of rerun (so seeds can be run as
+    separate processes, e.g. ``--seed 1 --save-as degradation-seeds-1``, then combined with ``--seeds``).
+    ``kwargs`` go to ``run_degradation`` (nets, progress, notes, save_weights, ...). The combined record:
+    schema, experiment "degradation-seeds", mode, seeds, runs {seed: run record}, findings (see
+    ``seed_findings``), notes.
+    """
+    base = config or RECIPES["degradation"](fast)
+    runs: dict[str, dict[str, Any]] = {}
+    for seed in seeds:
+        config_k = replace(base, seed=seed)
+        name = f"{save_as}-{seed}"
+        path = RUNS_DIR / f"{name}.json"
+        if reuse and path.is_file():
+            old = load_record(name)
+            if old["mode"] == ("fast" if fast else "full") and old["config"] == asdict(config_k):
+                print(f"seed {seed}: reusing {path}")
+                runs[str(seed)] = old
+                continue
+        runs[str(seed)] = run_degradation(fast=fast, config=config_k, save_as=name, **kwargs)
+    record = {
+        "schema": SCHEMA,
+        "experiment": "degradation-seeds",
+        "mode": "fast" if fast else "full",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seeds": [int(s) for s in runs],
+        "runs": runs,
+        "findings": seed_findings(runs),
+        "notes": kwargs.get("notes", ""),
+    }
+    save_record(record, save_as)
+    return record
+
+
+def seed_findings(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Across seeds: each number of ``degradation_findings`` per seed with mean, min and max; each claim
+    (a True/False finding) with the seeds where it holds and whether it holds in every seed."""
+    per_seed = {seed: run["findings"] for seed, run in runs.items()}
+    first = next(iter(per_seed.values()))
+    summary: dict[str, Any] = {"numbers": {}, "claims": {}}
+
+    def stats(values: dict[str, float]) -> dict[str, Any]:
+        vals = list(values.values())
+        return {"per_seed": values, "mean": sum(vals) / len(vals), "min": min(vals), "max": max(vals)}
+
+    for net in first["final_train_error"]:
+        summary["numbers"][f"final_train_error/{net}"] = stats({s: f["final_train_error"][net] for s, f in per_seed.items()})
+        summary["numbers"][f"final_test_error/{net}"] = stats(
+            {s: runs[s]["nets"][net]["final"]["test_error"] for s in runs}
+        )
+    for key, value in first.items():
+        if isinstance(value, bool):
+            holds = [s for s, f in per_seed.items() if f.get(key)]
+            summary["claims"][key] = {"holds_in_seeds": holds, "every_seed": len(holds) == len(per_seed)}
+        elif isinstance(value, (int, float)):
+            summary["numbers"][key] = stats({s: f[key] for s, f in per_seed.items()})
+    if "plain_gap" in first and "resnet_gap" in first:
+        holds = [s for s, f in per_seed.items() if f["resnet_gap"] < f["plain_gap"]]
+        summary["claims"]["resnet_gap_below_plain_gap"] = {"holds_in_seeds": holds, "every_seed": len(holds) == len(per_seed)}
+    return summary
 
 
 def run_fashion_full(
@@ -272,6 +363,39 @@ def format_record(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_seeds_record(record: dict[str, Any]) -> str:
+    """A several-seed record as a table: per net the mean and range (min-max over seeds) of the final errors."""
+    runs = list(record["runs"].values())
+    lines = [f"{record['experiment']} ({record['mode']} mode), seeds {', '.join(map(str, record['seeds']))}, "
+             f"on {dataset_line(runs[0])}; errors in %: mean [min-max] over seeds"]  # fmt: skip
+    lines.append(f"{'net':<10} {'train err':>20} {'val err':>20} {'test err':>20} {'seconds':>8}")
+    for name in runs[0]["nets"]:
+        cells = []
+        for key in ("train_error", "val_error", "test_error"):
+            values = [run["nets"][name]["final"][key] for run in runs]
+            if any(v is None for v in values):
+                cells.append(f"{'-':>20}")
+                continue
+            cells.append(f"{sum(values) / len(values):>6.2f} [{min(values):5.2f}-{max(values):5.2f}]")
+        seconds = sum(run["nets"][name]["seconds"] for run in runs) / len(runs)
+        lines.append(f"{name:<10} " + " ".join(f"{c:>20}" for c in cells) + f" {seconds:>8.0f}")
+    return "\n".join(lines)
+
+
+def format_seed_epochs(record: dict[str, Any], key: str = "train_error") -> str:
+    """Per epoch and net, ``key`` (default the training error, %) as mean [min-max] over the record's seeds."""
+    runs = list(record["runs"].values())
+    names = list(runs[0]["nets"])
+    lines = [f"{'epoch':>5}" + "".join(f"{name:>22}" for name in names)]
+    for i, epoch in enumerate(runs[0]["nets"][names[0]]["history"]["epoch"]):
+        row = f"{epoch:>5}"
+        for name in names:
+            values = [run["nets"][name]["history"][key][i] for run in runs]
+            row += f"{sum(values) / len(values):>8.2f} [{min(values):5.2f}-{max(values):5.2f}]"
+        lines.append(row)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resnet_lab.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -285,6 +409,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nets", nargs="+", help="degradation: which of plain-20 plain-56 ResNet-20 ResNet-56 (default all); "
                         "family: names from family_experiment.FAMILY_NETS (default all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, help="degradation: run seeds seed..seed+N-1 and record them all "
+                        "(default name degradation-seeds; per seed <name>-<seed>.json, reused if present)")
+    parser.add_argument("--save-weights", help="degradation: folder for each net's final fp16 weights "
+                        "(<folder>/degradation-seed<seed>/<net>.pt), e.g. data/weights")
     parser.add_argument("--save-as", help="record file name under data/runs/ (default: <experiment>[-fast].json)")
     parser.add_argument("--notes", default="")
     parser.add_argument("--no-progress", action="store_true")
@@ -313,9 +441,22 @@ def main(argv: list[str] | None = None) -> None:
         record = run_family(fast=fast, config=config, nets=args.nets, progress=progress, threads=args.threads,
                             save_as=save_as, notes=args.notes)  # fmt: skip
         print(format_family(record))
+    elif args.experiment == "degradation" and args.seeds:
+        seeds_name = args.save_as or ("degradation-seeds" + ("-fast" if fast else ""))
+        record = run_degradation_seeds(range(args.seed, args.seed + args.seeds), fast=fast, config=config,
+                                       save_as=seeds_name, zero_init_residual=args.zero_init_residual, nets=args.nets,
+                                       progress=progress, threads=args.threads, notes=args.notes,
+                                       save_weights=args.save_weights)  # fmt: skip
+        for run in record["runs"].values():
+            print(format_record(run))
+        print(format_seeds_record(record))
+        print(json.dumps(record["findings"], indent=1))
+        print(f"record written to {RUNS_DIR / (seeds_name + '.json')}")
+        return
     elif args.experiment == "degradation":
         record = run_degradation(fast=fast, config=config, zero_init_residual=args.zero_init_residual, nets=args.nets,
-                                 progress=progress, threads=args.threads, save_as=save_as, notes=args.notes)  # fmt: skip
+                                 progress=progress, threads=args.threads, save_as=save_as, notes=args.notes,
+                                 save_weights=args.save_weights)  # fmt: skip
     else:
         record = run_fashion_full(fast=fast, config=config, progress=progress, threads=args.threads, save_as=save_as,
                                   notes=args.notes)  # fmt: skip
