@@ -14,7 +14,7 @@ LAB_ARGS ?=
 LAB_ENV := JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH),)"
 SITE_DIR ?= build/site
 
-.PHONY: setup setup-site lab test test-browser site run student-copies benchmark clean-venv
+.PHONY: setup setup-site lint format lab test test-browser site run student-copies benchmark clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "resnet-lab needs Python >= 3.10, found " + sys.version.split()[0]'
@@ -30,10 +30,20 @@ setup: $(STAMP)
 lab: setup
 	$(LAB_ENV) $(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_start_here.ipynb
 
-## Unit tests, every notebook executed by nbval in fast mode (RESNET_LAB_FAST=1), and the browser
+## The formatter and linter (ruff), then unit tests, every notebook executed by nbval in fast mode (RESNET_LAB_FAST=1), and the browser
 ## tests (tests/browser: the website and JupyterLab in Chromium; skipped with a message without Chromium).
-test: setup setup-site
+test: setup setup-site lint
 	$(BIN)/pytest
+
+## Formatter and linter (ruff, configured in pyproject.toml): fails on unformatted code or a lint finding.
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+## Format the code and apply ruff's safe fixes.
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 ## Only the browser tests (needs Chromium and requirements-site.txt; see the README).
 test-browser: setup setup-site

@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, = cores); 1 suits a busy machine")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's, = cores); 1 suits a busy machine"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)  # a script of its own: the setting ends with the process
@@ -61,16 +63,23 @@ def main(argv: list[str] | None = None) -> float:
         pair = [(ours, ours_times), (theirs, theirs_times)]
         for model, times in pair if i % 2 == 0 else pair[::-1]:  # alternate who goes first
             times.append(time_step(model, x, target))
-        print(f"repeat {i + 1:>2}: ours {ours_times[-1] * 1000:8.1f} ms, torchvision {theirs_times[-1] * 1000:8.1f} ms, "
-              f"ratio {ours_times[-1] / theirs_times[-1]:.3f}", flush=True)
+        print(
+            f"repeat {i + 1:>2}: ours {ours_times[-1] * 1000:8.1f} ms, torchvision {theirs_times[-1] * 1000:8.1f} ms, "
+            f"ratio {ours_times[-1] / theirs_times[-1]:.3f}",
+            flush=True,
+        )
     ratios = [a / b for a, b in zip(ours_times, theirs_times)]  # one per repeat: both timed back to back
     q1, median, q3 = spread(ratios)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"batch {args.batch} x 3 x {args.size} x {args.size}, {args.repeats} repeats")
+    print(
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"batch {args.batch} x 3 x {args.size} x {args.size}, {args.repeats} repeats"
+    )
     print(f"resnet_lab.resnet50   forward+backward median {statistics.median(ours_times) * 1000:8.1f} ms")
     print(f"torchvision resnet50  forward+backward median {statistics.median(theirs_times) * 1000:8.1f} ms")
-    print(f"ratio ours / torchvision per repeat: median {median:.3f}, quartiles {q1:.3f} .. {q3:.3f}, "
-          f"range {min(ratios):.3f} .. {max(ratios):.3f}")
+    print(
+        f"ratio ours / torchvision per repeat: median {median:.3f}, quartiles {q1:.3f} .. {q3:.3f}, "
+        f"range {min(ratios):.3f} .. {max(ratios):.3f}"
+    )
     return median
 
 

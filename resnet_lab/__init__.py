@@ -5,25 +5,26 @@ The notebooks build each piece by hand and then check it against the finished co
 
 __version__ = "0.1.0"
 
+# Submodules used as namespaces: resnet_lab.checks.basic_block(...), resnet_lab.training.train(...).
+# (plots and experiments import matplotlib, so they load only when asked for.)
+from . import checkpoints, checks, data, reference, training  # noqa: E402
 from .blocks import BasicBlock, Bottleneck, ZeroPadShortcut, conv1x1, conv3x3, make_shortcut
 from .costs import count_macs, count_macs_by_layer, count_parameters, state_dict_mismatch
-from .models import (
+from .models import (  # the ResNet family (notebook 10)
     IMAGENET_CONFIGS,
     CifarResNet,
     ResNet,
     check_cifar_depth,
     cifar_resnet,
+    cifar_resnext,
+    preact_resnet,
     resnet,
     resnet18,
     resnet34,
     resnet50,
+    resnet50d,
     resnet101,
     resnet152,
-)
-from .models import (  # the ResNet family (notebook 10)
-    cifar_resnext,
-    preact_resnet,
-    resnet50d,
     resnext50_32x4d,
     resnext101_32x8d,
     resnext101_64x4d,
@@ -42,10 +43,6 @@ from .shapes import (
     predicted_feature_map_table,
 )
 from .stages import BlockInfo, format_block_table, make_stage, make_stages
-
-# Submodules used as namespaces: resnet_lab.checks.basic_block(...), resnet_lab.training.train(...).
-# (plots and experiments import matplotlib, so they load only when asked for.)
-from . import checkpoints, checks, data, reference, training  # noqa: E402
 
 __all__ = [
     "__version__",

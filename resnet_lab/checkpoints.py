@@ -57,7 +57,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, model: nn.Module | None = None, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, model: nn.Module | None = None, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; if ``model`` is given, load its weights into it.
 
     Raises ``CheckpointError`` when the file is missing or unreadable, or when it was saved from
@@ -66,11 +68,17 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, map_locati
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; train a model first (training.train(..., checkpoint_path=...)).")
+        raise CheckpointError(
+            f"no checkpoint at {path}; train a model first (training.train(..., checkpoint_path=...))."
+        )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch's message is long (a note on weights_only); the cause stays chained
-        why = "it holds Python objects, not just weights" if "Unsupported global" in str(err) else "torch.load cannot read it"
+        why = (
+            "it holds Python objects, not just weights"
+            if "Unsupported global" in str(err)
+            else "torch.load cannot read it"
+        )
         raise CheckpointError(
             f"{path} is not a resnet-lab checkpoint ({why}): load one written by save_checkpoint or "
             "train(..., checkpoint_path=...), or delete this file and retrain."

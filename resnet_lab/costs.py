@@ -40,7 +40,11 @@ def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, Any], show: i
 
     parts = [
         listing(title, items)
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape))
+        for title, items in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", wrong_shape),
+        )
         if items
     ]
     return "\n".join(parts)

@@ -61,7 +61,9 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 of shape (N, C, H, W); got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 of shape (N, C, H, W); got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"labels must have shape ({self.images.shape[0]},); got {tuple(self.labels.shape)}")
 
@@ -138,7 +140,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     header = 4 + 4 * ndim
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if len(raw) != header + int(np.prod(shape)):
-        raise DataError(f"{path}: header says shape {shape} but the file has {len(raw) - header} data bytes; it is truncated or corrupt")
+        raise DataError(
+            f"{path}: header says shape {shape} but the file has {len(raw) - header} data bytes; it is truncated or corrupt"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -246,7 +250,9 @@ def read_subset_file(path: str | Path, expected_sha256: str | None = None) -> di
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except Exception as err:  # zip, zlib, CRC and npy header errors all mean the same here
-        raise DataError(f"the Fashion-MNIST subset {path} is corrupt ({type(err).__name__}: {err}). {REBUILD_HINT}") from err
+        raise DataError(
+            f"the Fashion-MNIST subset {path} is corrupt ({type(err).__name__}: {err}). {REBUILD_HINT}"
+        ) from err
     actual = subset_content_sha256(arrays)
     if actual != expected:
         raise DataError(
@@ -284,7 +290,9 @@ def make_splits(
 ) -> Splits:
     """Hold ``val_size`` class-balanced images out of ``train``; with ``fast`` keep only ``FAST_SIZES`` images of each set."""
     if not 0 < val_size < len(train):
-        raise ValueError(f"val_size must be between 1 and {len(train) - 1} (the training set's size - 1); got {val_size}")
+        raise ValueError(
+            f"val_size must be between 1 and {len(train) - 1} (the training set's size - 1); got {val_size}"
+        )
     generator = torch.Generator().manual_seed(seed)
     order = balanced_order(train.labels, generator)
     val, train = train.select(order[:val_size]), train.select(order[val_size:])
@@ -359,7 +367,14 @@ def _fashion_splits(
     train = _imageset(arrays["train_images"], arrays["train_labels"])
     test = _imageset(arrays["test_images"], arrays["test_labels"])
     return make_splits(
-        train, test, val_size=val_size, classes=FASHION_MNIST_CLASSES, name=name, source=str(source), seed=seed, fast=fast
+        train,
+        test,
+        val_size=val_size,
+        classes=FASHION_MNIST_CLASSES,
+        name=name,
+        source=str(source),
+        seed=seed,
+        fast=fast,
     )
 
 
@@ -407,7 +422,14 @@ def load_cifar10(
     train = _imageset(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     test = _imageset(*_read_cifar_batch(folder / "test_batch"))
     return make_splits(
-        train, test, val_size=val_size, classes=CIFAR10_CLASSES, name="cifar10", source=str(folder), seed=seed, fast=fast
+        train,
+        test,
+        val_size=val_size,
+        classes=CIFAR10_CLASSES,
+        name="cifar10",
+        source=str(folder),
+        seed=seed,
+        fast=fast,
     )
 
 

@@ -18,8 +18,8 @@ import datetime as dt
 import json
 import os
 import time
-from dataclasses import asdict, replace
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,16 @@ def family_config(fast: bool = False) -> TrainConfig:
     return recipe(fast)
 
 
-RECIPES = {"degradation": degradation_config, "fashion-full": fashion_full_config, "family": family_config}  # experiment -> recipe(fast)
-DATASETS = {"degradation": "subset", "fashion-full": "full", "family": "subset"}  # experiment -> load_fashion_mnist kind
+RECIPES = {
+    "degradation": degradation_config,
+    "fashion-full": fashion_full_config,
+    "family": family_config,
+}  # experiment -> recipe(fast)
+DATASETS = {
+    "degradation": "subset",
+    "fashion-full": "full",
+    "family": "subset",
+}  # experiment -> load_fashion_mnist kind
 
 
 def environment(device: torch.device, config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
@@ -97,7 +105,13 @@ def _net_result(
 
 
 def _record(
-    experiment: str, fast: bool, splits: data.Splits, config: TrainConfig, device: torch.device, threads: int, notes: str
+    experiment: str,
+    fast: bool,
+    splits: data.Splits,
+    config: TrainConfig,
+    device: torch.device,
+    threads: int,
+    notes: str,
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
@@ -188,7 +202,9 @@ def run_degradation(
     return record
 
 
-def _save_net_weights(model: torch.nn.Module, name: str, record: dict[str, Any], root: Path, save_as: str | None) -> None:
+def _save_net_weights(
+    model: torch.nn.Module, name: str, record: dict[str, Any], root: Path, save_as: str | None
+) -> None:
     """Write one trained net's fp16 weights with its provenance (see ``weights``)."""
     from . import weights  # here, not at the top: experiments stays importable if weights changes
 
@@ -257,7 +273,9 @@ def seed_findings(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return {"per_seed": values, "mean": sum(vals) / len(vals), "min": min(vals), "max": max(vals)}
 
     for net in first["final_train_error"]:
-        summary["numbers"][f"final_train_error/{net}"] = stats({s: f["final_train_error"][net] for s, f in per_seed.items()})
+        summary["numbers"][f"final_train_error/{net}"] = stats(
+            {s: f["final_train_error"][net] for s, f in per_seed.items()}
+        )
         summary["numbers"][f"final_test_error/{net}"] = stats(
             {s: runs[s]["nets"][net]["final"]["test_error"] for s in runs}
         )
@@ -269,7 +287,10 @@ def seed_findings(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             summary["numbers"][key] = stats({s: f[key] for s, f in per_seed.items()})
     if "plain_gap" in first and "resnet_gap" in first:
         holds = [s for s, f in per_seed.items() if f["resnet_gap"] < f["plain_gap"]]
-        summary["claims"]["resnet_gap_below_plain_gap"] = {"holds_in_seeds": holds, "every_seed": len(holds) == len(per_seed)}
+        summary["claims"]["resnet_gap_below_plain_gap"] = {
+            "holds_in_seeds": holds,
+            "every_seed": len(holds) == len(per_seed),
+        }
     return summary
 
 
@@ -320,7 +341,9 @@ def degradation_findings(record: dict[str, Any]) -> dict[str, Any]:
         findings["resnet_gap"] = final["ResNet-56"] - final["ResNet-20"]
         findings["resnet56_at_or_below_resnet20"] = findings["resnet_gap"] <= 0
     if "plain_gap" in findings and "resnet_gap" in findings:
-        findings["residual_removes_most_of_gap"] = 0 < findings["plain_gap"] and findings["resnet_gap"] <= findings["plain_gap"] / 3
+        findings["residual_removes_most_of_gap"] = (
+            0 < findings["plain_gap"] and findings["resnet_gap"] <= findings["plain_gap"] / 3
+        )
         findings["resnet56_below_plain56"] = final["ResNet-56"] < final["plain-56"]
     return findings
 
@@ -340,7 +363,9 @@ def load_record(name: str = "degradation") -> dict[str, Any]:
     path = RUNS_DIR / (name if name.endswith(".json") else name + ".json")
     if not path.is_file():
         available = sorted(p.stem for p in RUNS_DIR.glob("*.json")) if RUNS_DIR.is_dir() else []
-        raise FileNotFoundError(f"no run record {path}; available: {available or 'none'}. Run `python -m resnet_lab.experiments`.")
+        raise FileNotFoundError(
+            f"no run record {path}; available: {available or 'none'}. Run `python -m resnet_lab.experiments`."
+        )
     record = json.loads(path.read_text())
     if record.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a run record of schema {SCHEMA!r}")
@@ -400,19 +425,36 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resnet_lab.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("experiment", choices=tuple(RECIPES))
-    parser.add_argument("--fast", action="store_true", help="tiny data, 1-2 epochs, 1 thread (also on with RESNET_LAB_FAST=1)")
+    parser.add_argument(
+        "--fast", action="store_true", help="tiny data, 1-2 epochs, 1 thread (also on with RESNET_LAB_FAST=1)"
+    )
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument("--schedule", choices=("onecycle", "step", "cosine", "constant"))
     parser.add_argument("--warmup-epochs", type=float)
-    parser.add_argument("--random-erasing", type=float, help="probability of random erasing per training image (0 = off)")
-    parser.add_argument("--zero-init-residual", action="store_true", help="degradation: residual nets start as identity")
-    parser.add_argument("--nets", nargs="+", help="degradation: which of plain-20 plain-56 ResNet-20 ResNet-56 (default all); "
-                        "family: names from family_experiment.FAMILY_NETS (default all)")
+    parser.add_argument(
+        "--random-erasing", type=float, help="probability of random erasing per training image (0 = off)"
+    )
+    parser.add_argument(
+        "--zero-init-residual", action="store_true", help="degradation: residual nets start as identity"
+    )
+    parser.add_argument(
+        "--nets",
+        nargs="+",
+        help="degradation: which of plain-20 plain-56 ResNet-20 ResNet-56 (default all); "
+        "family: names from family_experiment.FAMILY_NETS (default all)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", type=int, help="degradation: run seeds seed..seed+N-1 and record them all "
-                        "(default name degradation-seeds; per seed <name>-<seed>.json, reused if present)")
-    parser.add_argument("--save-weights", help="degradation: folder for each net's final fp16 weights "
-                        "(<folder>/degradation-seed<seed>/<net>.pt), e.g. data/weights")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        help="degradation: run seeds seed..seed+N-1 and record them all "
+        "(default name degradation-seeds; per seed <name>-<seed>.json, reused if present)",
+    )
+    parser.add_argument(
+        "--save-weights",
+        help="degradation: folder for each net's final fp16 weights "
+        "(<folder>/degradation-seed<seed>/<net>.pt), e.g. data/weights",
+    )
     parser.add_argument("--save-as", help="record file name under data/runs/ (default: <experiment>[-fast].json)")
     parser.add_argument("--notes", default="")
     parser.add_argument("--no-progress", action="store_true")

@@ -34,8 +34,16 @@ from .training import TrainConfig, train
 FAMILY_NETS: dict[str, tuple[int, Callable[[], nn.Module], str]] = {
     "ResNet-20": (20, lambda: cifar_resnet(20, in_channels=1), "the 2015 CIFAR net (option A shortcuts)"),
     "pre-act ResNet-20": (20, lambda: preact_resnet(20, in_channels=1), "BN -> ReLU -> conv, no ReLU after the add"),
-    "SE-ResNet-20": (20, lambda: cifar_resnet(20, in_channels=1, se=True), "squeeze-excitation (r = 16) before the add"),
-    "ResNeXt-20 (8x4d)": (20, lambda: cifar_resnext(20, groups=8, base_width=16, in_channels=1), "bottlenecks, 3x3 conv in 8 groups"),
+    "SE-ResNet-20": (
+        20,
+        lambda: cifar_resnet(20, in_channels=1, se=True),
+        "squeeze-excitation (r = 16) before the add",
+    ),
+    "ResNeXt-20 (8x4d)": (
+        20,
+        lambda: cifar_resnext(20, groups=8, base_width=16, in_channels=1),
+        "bottlenecks, 3x3 conv in 8 groups",
+    ),
     "WRN-16-2": (16, lambda: wide_resnet(16, 2, in_channels=1), "pre-act basic blocks, twice as wide, 2 per stage"),
 }
 SIGNIFICANCE_Z = 2.0  # the rule: a difference counts when it exceeds 2 standard errors
@@ -134,7 +142,9 @@ def family_findings(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def merge_records(parts: Sequence[dict[str, Any]], order: Sequence[str] | None = None, notes: str = "") -> dict[str, Any]:
+def merge_records(
+    parts: Sequence[dict[str, Any]], order: Sequence[str] | None = None, notes: str = ""
+) -> dict[str, Any]:
     """One record from records of the same experiment and recipe that trained different nets (e.g. in two processes).
 
     Raises ``ValueError`` if the parts differ in experiment, mode, seed, recipe or data, or repeat a net.
@@ -145,7 +155,9 @@ def merge_records(parts: Sequence[dict[str, Any]], order: Sequence[str] | None =
     for part in parts[1:]:
         for key in ("experiment", "mode", "seed", "config", "dataset"):
             if part[key] != first[key]:
-                raise ValueError(f"records differ in {key!r}: {first[key]!r} vs {part[key]!r}; only the same run can be merged")
+                raise ValueError(
+                    f"records differ in {key!r}: {first[key]!r} vs {part[key]!r}; only the same run can be merged"
+                )
     nets: dict[str, Any] = {}
     for part in parts:
         for name, net in part["nets"].items():

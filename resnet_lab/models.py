@@ -203,7 +203,9 @@ class ResNet(_CheckedModel):
             block_kwargs["stride_at"] = stride_at
         self.preact = bool(block_kwargs.get("preact", False))
         if self.preact and zero_init_residual:
-            raise ValueError("zero_init_residual needs a BN closing each residual branch; pre-activation blocks have none")
+            raise ValueError(
+                "zero_init_residual needs a BN closing each residual branch; pre-activation blocks have none"
+            )
         depth = sum(layers) * len(block.branch_convs) + 2
         self.description = f"{'ResNet' if residual else 'plain'}-{depth} ({block.__name__}, layers {list(layers)})"
         self.in_channels = in_channels
@@ -326,7 +328,9 @@ class CifarResNet(_CheckedModel):
             raise ValueError(f"widths gives the planes of the 3 stages, e.g. (16, 32, 64); got {widths}")
         self.preact = bool(block_kwargs.get("preact", False))
         if self.preact and zero_init_residual:
-            raise ValueError("zero_init_residual needs a BN closing each residual branch; pre-activation blocks have none")
+            raise ValueError(
+                "zero_init_residual needs a BN closing each residual branch; pre-activation blocks have none"
+            )
         self.depth = depth
         self.in_channels = in_channels
         self.description = f"{'ResNet' if residual else 'plain'}-{depth} (CIFAR, n={n})"
@@ -449,7 +453,9 @@ def check_wide_resnet(depth: int, k: int) -> int:
     if not isinstance(depth, int) or depth < 10 or (depth - 4) % 6 != 0:
         raise ValueError(f"Wide ResNets have depth 6n+4 with n >= 1 (10, 16, 22, 28, 40, ...); got {depth!r}")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"the widening factor k must be a positive integer (1 = a thin net, 10 in WRN-28-10); got {k!r}")
+        raise ValueError(
+            f"the widening factor k must be a positive integer (1 = a thin net, 10 in WRN-28-10); got {k!r}"
+        )
     return (depth - 4) // 6
 
 
@@ -478,5 +484,7 @@ def cifar_resnext(
     Projection shortcuts (option B). ``cifar_resnext(20, 8, 16)`` has 8 groups of 4/8/16 channels.
     """
     kwargs.setdefault("shortcut", "B")
-    model = CifarResNet(depth, in_channels, num_classes, block=Bottleneck, groups=groups, base_width=base_width, **kwargs)
+    model = CifarResNet(
+        depth, in_channels, num_classes, block=Bottleneck, groups=groups, base_width=base_width, **kwargs
+    )
     return _named(model, f"ResNeXt-{depth} ({groups}x{bottleneck_width(16, 1, base_width)}d, CIFAR)")

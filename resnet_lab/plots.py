@@ -105,7 +105,10 @@ def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: A
 
 
 def plot_history(
-    history: History | Mapping[str, Any], *, title: str = "Learning curves", ax: Axes | None = None,
+    history: History | Mapping[str, Any],
+    *,
+    title: str = "Learning curves",
+    ax: Axes | None = None,
     picked_epoch: int | None = None,
 ) -> Figure:
     """Training, validation and (where measured) test error in percent per epoch of one run (whole-epoch ticks).
@@ -118,15 +121,26 @@ def plot_history(
     else:
         fig = ax.figure
     epochs = values["epoch"]
-    ax.plot(epochs, values["train_error"], "--", marker="o", color=SPLIT_COLOURS["train"],
-            label="training error (augmented batches)")
+    ax.plot(
+        epochs,
+        values["train_error"],
+        "--",
+        marker="o",
+        color=SPLIT_COLOURS["train"],
+        label="training error (augmented batches)",
+    )
     ax.plot(epochs, values["val_error"], "-", marker="o", color=SPLIT_COLOURS["val"], label="validation error")
     tested = [(e, t) for e, t in zip(epochs, values["test_error"]) if t is not None]
     if tested:
         ax.plot(*zip(*tested), "-", marker="s", color=SPLIT_COLOURS["test"], label="test error")
     if picked_epoch is not None:
-        ax.axvline(picked_epoch, color="0.3", linestyle=":", linewidth=1.2,
-                   label=f"epoch {picked_epoch}: lowest validation error, kept")
+        ax.axvline(
+            picked_epoch,
+            color="0.3",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"epoch {picked_epoch}: lowest validation error, kept",
+        )
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("error (%)")
@@ -238,8 +252,17 @@ def plot_lesions(single: Mapping[str, Mapping[str, float]], random: Mapping[str,
     for net, errors in single.items():
         style = KIND_STYLE[residual[net]]
         names = list(errors)
-        left.plot(range(1, len(names) + 1), list(errors.values()), marker="o", markersize=3.5, label=f"{net}, one block deleted", **style)
-        left.axhline(intact[net], color=style["color"], linewidth=0.8, linestyle=":", label=f"{net}, intact ({intact[net]:.1f}%)")
+        left.plot(
+            range(1, len(names) + 1),
+            list(errors.values()),
+            marker="o",
+            markersize=3.5,
+            label=f"{net}, one block deleted",
+            **style,
+        )
+        left.axhline(
+            intact[net], color=style["color"], linewidth=0.8, linestyle=":", label=f"{net}, intact ({intact[net]:.1f}%)"
+        )
         for i, name in enumerate(names, start=1):
             if name in downsampling:
                 left.axvline(i, color="0.6", linewidth=0.8)
@@ -255,8 +278,12 @@ def plot_lesions(single: Mapping[str, Mapping[str, float]], random: Mapping[str,
         ks = np.array(sorted(by_k))
         values = [np.asarray(by_k[k], dtype=float) for k in ks]
         mean = np.array([v.mean() for v in values])
-        right.fill_between(ks, [v.min() for v in values], [v.max() for v in values], color=style["color"], alpha=0.2, linewidth=0)
-        right.plot(ks, mean, marker="o", markersize=3.5, label=f"{net} (mean of {len(values[0])} draws, band: range)", **style)
+        right.fill_between(
+            ks, [v.min() for v in values], [v.max() for v in values], color=style["color"], alpha=0.2, linewidth=0
+        )
+        right.plot(
+            ks, mean, marker="o", markersize=3.5, label=f"{net} (mean of {len(values[0])} draws, band: range)", **style
+        )
     right.axhline(90, color="0.3", linewidth=0.8, linestyle=":", label="chance (10 classes)")
     right.set_xlabel("number of blocks deleted at random (downsampling blocks kept)")
     right.set_title("Deleting k random blocks")
@@ -287,7 +314,9 @@ def plot_loss_lines(lines: Mapping[str, Mapping[str, Any]], *, residual: Mapping
     return fig
 
 
-def plot_loss_contours(surfaces: Mapping[str, Mapping[str, Any]], *, title: str, levels: Sequence[float] | None = None) -> Figure:
+def plot_loss_contours(
+    surfaces: Mapping[str, Mapping[str, Any]], *, title: str, levels: Sequence[float] | None = None
+) -> Figure:
     """2-D loss slices (``probes.loss_slice_2d``) side by side with the same contour levels and one colour bar.
 
     Levels are log-spaced (16 of them) from the lowest loss of all surfaces up to 20 unless given; higher
@@ -306,10 +335,21 @@ def plot_loss_contours(surfaces: Mapping[str, Mapping[str, Any]], *, title: str,
     filled = None
     for ax, (label, s) in zip(axes[0], surfaces.items()):
         loss = np.clip(s["loss"], levels[0], levels[-1])
-        filled = ax.contourf(s["alpha"], s["beta"], loss, levels=levels, norm=LogNorm(levels[0], levels[-1]), cmap="viridis")
+        filled = ax.contourf(
+            s["alpha"], s["beta"], loss, levels=levels, norm=LogNorm(levels[0], levels[-1]), cmap="viridis"
+        )
         ax.contour(s["alpha"], s["beta"], loss, levels=levels, colors="white", linewidths=0.4)
         centre = float(s["loss"][np.argmin(np.abs(s["beta"])), np.argmin(np.abs(s["alpha"]))])
-        ax.plot(0, 0, marker="*", color="white", markeredgecolor="black", markersize=12, linestyle="none", label=f"trained weights (loss {centre:.3f})")
+        ax.plot(
+            0,
+            0,
+            marker="*",
+            color="white",
+            markeredgecolor="black",
+            markersize=12,
+            linestyle="none",
+            label=f"trained weights (loss {centre:.3f})",
+        )
         ax.set_title(label)
         ax.set_xlabel("alpha (direction 1, filter-normalised)")
         ax.set_aspect("equal")

@@ -35,7 +35,9 @@ Direction = dict[str, torch.Tensor]  # parameter name -> tensor of the parameter
 # Inputs and plain evaluation
 
 
-def fixed_images(dataset: ImageSet, splits: Splits, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def fixed_images(
+    dataset: ImageSet, splits: Splits, n: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` images of ``dataset`` chosen at random with ``seed`` (all, in order, if n is None), no augmentation.
 
     Returns images float32 (n, C, H, W) normalized with ``splits``' statistics and labels int64 (n,).
@@ -50,7 +52,9 @@ def fixed_images(dataset: ImageSet, splits: Splits, n: int | None = None, seed: 
 
 
 @torch.no_grad()
-def loss_and_error(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> tuple[float, float]:
+def loss_and_error(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
+) -> tuple[float, float]:
     """Mean cross-entropy and error (%) of ``model`` in eval mode (BN uses its running statistics).
 
     images (B, C, H, W) normalized, labels (B,). The model's train/eval mode is restored afterwards.
@@ -111,7 +115,9 @@ def block_names(model: nn.Module) -> list[str]:
 def downsampling_blocks(model: nn.Module) -> list[str]:
     """Names of the blocks that change the shape (stride 2 or more channels): their lesion keeps only a zero-pad."""
     modules = dict(model.named_modules())
-    return [n for n in block_names(model) if modules[n].stride != 1 or modules[n].in_channels != modules[n].out_channels]
+    return [
+        n for n in block_names(model) if modules[n].stride != 1 or modules[n].in_channels != modules[n].out_channels
+    ]
 
 
 def lesion(model: nn.Module, names: Sequence[str]) -> nn.Module:
@@ -119,7 +125,9 @@ def lesion(model: nn.Module, names: Sequence[str]) -> nn.Module:
     known = block_names(model)
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"no blocks named {unknown}; the model's blocks are {known[0]} ... {known[-1]} (block_names(model))")
+        raise ValueError(
+            f"no blocks named {unknown}; the model's blocks are {known[0]} ... {known[-1]} (block_names(model))"
+        )
     lesioned = copy.deepcopy(model)
     modules = dict(lesioned.named_modules())
     for name in names:
@@ -148,7 +156,11 @@ def _blocks_and_head(model: nn.Module) -> tuple[list[nn.Module], nn.Module] | No
 
 @torch.no_grad()
 def lesion_errors(
-    model: nn.Module, lesions: Sequence[Sequence[str]], images: torch.Tensor, labels: torch.Tensor, batch_size: int = 250
+    model: nn.Module,
+    lesions: Sequence[Sequence[str]],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 250,
 ) -> list[float]:
     """Error (%) of ``model`` with each set of blocks in ``lesions`` deleted (``lesion``), BN in eval mode.
 
@@ -305,7 +317,12 @@ def loss_slice_2d(
         for j, alpha in enumerate(alphas):
             _move(probe, base, [(float(alpha), direction_x), (float(beta), direction_y)])
             loss[i, j], err[i, j] = loss_and_error(probe, images, labels)
-    return {"alpha": np.asarray(alphas, dtype=float), "beta": np.asarray(betas, dtype=float), "loss": loss, "error": err}
+    return {
+        "alpha": np.asarray(alphas, dtype=float),
+        "beta": np.asarray(betas, dtype=float),
+        "loss": loss,
+        "error": err,
+    }
 
 
 @torch.no_grad()
@@ -415,7 +432,11 @@ def gradient_correlation(
 
 
 def shattering_vs_depth(
-    depths: Sequence[int], images: torch.Tensor, scales: Sequence[float] = (0.01, 0.1), seed: int = 0, num_classes: int = 10
+    depths: Sequence[int],
+    images: torch.Tensor,
+    scales: Sequence[float] = (0.01, 0.1),
+    seed: int = 0,
+    num_classes: int = 10,
 ) -> dict[str, np.ndarray]:
     """``gradient_correlation`` of freshly initialized plain and residual CIFAR nets of each depth.
 

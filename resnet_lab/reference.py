@@ -135,7 +135,12 @@ RESNEXT_TABLE_3_TOP1_ERROR: dict[str, float] = {"ResNet-50": 23.9, "ResNeXt-50 (
 SE_RESNET50_PARAMS_M = (28.1, 25.6)
 """Hu et al. 2018 (arXiv:1709.01507): SE-ResNet-50 vs ResNet-50, millions of parameters (r = 16)."""
 
-BAG_OF_TRICKS_TABLE_5_TOP1: dict[str, float] = {"ResNet-50": 76.21, "ResNet-50-B": 76.66, "ResNet-50-C": 76.87, "ResNet-50-D": 77.16}
+BAG_OF_TRICKS_TABLE_5_TOP1: dict[str, float] = {
+    "ResNet-50": 76.21,
+    "ResNet-50-B": 76.66,
+    "ResNet-50-C": 76.87,
+    "ResNet-50-D": 77.16,
+}
 """He et al. 2019 (arXiv:1812.01187), Table 5: ImageNet top-1 accuracy (%) with their own recipe."""
 
 SE_RESNET50_TOP1_ERROR = (23.29, 24.80)

@@ -24,8 +24,13 @@ def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0, dil
     >>> conv_output_size(224, kernel=7, stride=2, padding=3)
     112
     """
-    for name, value, low in (("n", n, 1), ("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0),
-                             ("dilation", dilation, 1)):
+    for name, value, low in (
+        ("n", n, 1),
+        ("kernel", kernel, 1),
+        ("stride", stride, 1),
+        ("padding", padding, 0),
+        ("dilation", dilation, 1),
+    ):
         if not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
     m = (n + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
@@ -69,9 +74,7 @@ def _describe(module: nn.Module) -> str:
     return type(module).__name__
 
 
-def feature_map_table(
-    model: nn.Module, input_size: tuple[int, ...], blocks: bool = False
-) -> list[FeatureMapRow]:
+def feature_map_table(model: nn.Module, input_size: tuple[int, ...], blocks: bool = False) -> list[FeatureMapRow]:
     """Run one zero batch through ``model`` and record each layer's output shape with forward hooks.
 
     ``input_size`` is (N, C, H, W); shapes in the table drop the batch dimension. The batch is
@@ -82,6 +85,7 @@ def feature_map_table(
     handles = []
     layers = _table_modules(model, blocks)
     for name, module in layers:
+
         def hook(_m: nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
             measured[name] = tuple(out.shape[1:])
 
@@ -95,17 +99,31 @@ def feature_map_table(
         for h in handles:
             h.remove()
         model.train(was_training)
-    return [FeatureMapRow(name, _describe(m), measured[name], count_parameters(m)) for name, m in layers if name in measured]
+    return [
+        FeatureMapRow(name, _describe(m), measured[name], count_parameters(m)) for name, m in layers if name in measured
+    ]
 
 
 def _predict_module(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
     """Shape after ``module`` from the formula alone; ``shape`` is (C, H, W) or (features,)."""
     if isinstance(module, nn.Conv2d):
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (_pair(module.kernel_size), _pair(module.stride),
-                                                  _pair(module.padding), _pair(module.dilation))
-        return (module.out_channels, conv_output_size(shape[1], kh, sh, ph, dh), conv_output_size(shape[2], kw, sw, pw, dw))
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            _pair(module.kernel_size),
+            _pair(module.stride),
+            _pair(module.padding),
+            _pair(module.dilation),
+        )
+        return (
+            module.out_channels,
+            conv_output_size(shape[1], kh, sh, ph, dh),
+            conv_output_size(shape[2], kw, sw, pw, dw),
+        )
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        (kh, kw), (sh, sw), (ph, pw) = _pair(module.kernel_size), _pair(module.stride or module.kernel_size), _pair(module.padding)
+        (kh, kw), (sh, sw), (ph, pw) = (
+            _pair(module.kernel_size),
+            _pair(module.stride or module.kernel_size),
+            _pair(module.padding),
+        )
         dh, dw = _pair(getattr(module, "dilation", 1))
         return (shape[0], conv_output_size(shape[1], kh, sh, ph, dh), conv_output_size(shape[2], kw, sw, pw, dw))
     if isinstance(module, nn.AdaptiveAvgPool2d):
@@ -126,7 +144,9 @@ def _predict_module(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...
     raise TypeError(f"no size rule for {type(module).__name__}; add one to resnet_lab.shapes._predict_module")
 
 
-def predicted_feature_map_table(model: nn.Module, input_size: tuple[int, ...], blocks: bool = False) -> list[FeatureMapRow]:
+def predicted_feature_map_table(
+    model: nn.Module, input_size: tuple[int, ...], blocks: bool = False
+) -> list[FeatureMapRow]:
     """The same table as ``feature_map_table``, computed from the conv formula without running the model."""
     shape: tuple[int, ...] = tuple(input_size[1:])
     rows = []

@@ -346,7 +346,9 @@ def _train(
             loss_sum = wrong = seen = 0.0
             window_wrong = window_seen = 0
             # one process: batches() shuffles the whole set; several: each takes its shard of a shared order
-            images, shuffle = (shard(splits.train, group, generator), False) if group.distributed else (splits.train, True)
+            images, shuffle = (
+                (shard(splits.train, group, generator), False) if group.distributed else (splits.train, True)
+            )
             epoch_batches = batches(
                 images, splits.mean, splits.std, batch_size=config.batch_size, shuffle=shuffle,
                 augment=config.augment, random_erasing=config.random_erasing, generator=generator, device=device, memory_format=memory_format,
@@ -370,7 +372,9 @@ def _train(
                 window_wrong += batch_wrong
                 window_seen += len(y)
                 step += 1
-                if (batch_index + 1) * 10 // steps_per_epoch > batch_index * 10 // steps_per_epoch:  # a tenth of the epoch
+                if (
+                    batch_index + 1
+                ) * 10 // steps_per_epoch > batch_index * 10 // steps_per_epoch:  # a tenth of the epoch
                     window_wrong, window_seen = _sum_over_processes([window_wrong, window_seen], group, device)
                     history.step.append(step)
                     history.step_train_error.append(100.0 * window_wrong / window_seen)

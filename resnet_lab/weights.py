@@ -107,7 +107,9 @@ def load_degradation_net(name: str, seed: int = 0, *, root: str | Path | None = 
     if path is None:
         raise WeightsError(f"no shipped weights for {name!r}; the degradation nets are {list(NETS)}")
     if not path.is_file():
-        raise WeightsError(f"no weights file {path}. Restore it from git (git checkout -- {path.name}) or retrain: {REDO}")
+        raise WeightsError(
+            f"no weights file {path}. Restore it from git (git checkout -- {path.name}) or retrain: {REDO}"
+        )
     relative = path.relative_to(root).as_posix()
     expected = read_checksums(root).get(relative)
     if expected is None:

@@ -20,9 +20,17 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 # (tag, attribute) pairs whose URL is loaded by the browser when the page is shown.
-ASSET_ATTRIBUTES = {("script", "src"), ("img", "src"), ("link", "href"), ("source", "src"),
-                    ("iframe", "src"), ("video", "src"), ("audio", "src"), ("embed", "src"),
-                    ("object", "data")}
+ASSET_ATTRIBUTES = {
+    ("script", "src"),
+    ("img", "src"),
+    ("link", "href"),
+    ("source", "src"),
+    ("iframe", "src"),
+    ("video", "src"),
+    ("audio", "src"),
+    ("embed", "src"),
+    ("object", "data"),
+}
 EXTERNAL_IN_CSS = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])\s*((?:https?:)?//[^'")\s]+)""", re.I)
 
 
@@ -57,8 +65,9 @@ def check_site(site: Path) -> list[str]:
     if not (site / "index.html").is_file():
         return [f"{site}/index.html not found: build the site first (make site)"]
     # Pages of the site; HTML files under _static/ are the theme's template fragments, not pages.
-    pages = {path.resolve(): _parse(path) for path in site.rglob("*.html")
-             if "_static" not in path.relative_to(site).parts}
+    pages = {
+        path.resolve(): _parse(path) for path in site.rglob("*.html") if "_static" not in path.relative_to(site).parts
+    }
     problems: list[str] = []
     for page, parsed in sorted(pages.items()):
         where = page.relative_to(site.resolve())

@@ -134,8 +134,14 @@ def is_lesson_with_exercises(nb: nbformat.NotebookNode) -> bool:
 def checker_calls(source: str) -> list[str]:
     """Names of the checkers a check cell calls (``checks.basic_block(...)`` -> ``basic_block``)."""
     tree = _parse(source)
-    return [n.func.attr for n in (ast.walk(tree) if tree else []) if isinstance(n, ast.Call)
-            and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name) and n.func.value.id == "checks"]
+    return [
+        n.func.attr
+        for n in (ast.walk(tree) if tree else [])
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "checks"
+    ]
 
 
 def _place(cells: list[nbformat.NotebookNode], index: int) -> str:
@@ -153,12 +159,16 @@ def student_note(name: str, checkers: list[str], uses_yours: list[str]) -> str:
     """The note at the top of a student copy: how to work, where help is, and exactly which cells use your code."""
     calls = ", ".join(f'`"{c}"`' for c in checkers) or "the name in the check cell"
     if uses_yours:
-        yours = ("Besides the check cells, these cells use your code and raise an error until its exercise is "
-                 "done: " + "; ".join(uses_yours) + ". Every other cell uses the finished versions from "
-                 "`resnet_lab`, so you can go on even if an exercise is not done yet.")
+        yours = (
+            "Besides the check cells, these cells use your code and raise an error until its exercise is "
+            "done: " + "; ".join(uses_yours) + ". Every other cell uses the finished versions from "
+            "`resnet_lab`, so you can go on even if an exercise is not done yet."
+        )
     else:
-        yours = ("Only the check cells use your code; every other cell uses the finished versions from "
-                 "`resnet_lab`, so you can go on even if an exercise is not done yet.")
+        yours = (
+            "Only the check cells use your code; every other cell uses the finished versions from "
+            "`resnet_lab`, so you can go on even if an exercise is not done yet."
+        )
     return (
         "**Student copy.** Fill in each cell that raises `NotImplementedError` (the `# HINT:` line above it "
         "helps), run it, then run the check cell below it: it prints what it compared and \u201cthese checks "
@@ -182,8 +192,10 @@ def make_student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbfo
         tags = _tags(cell)
         if cell.cell_type != "code":
             if has_markers(cell.source):
-                raise MarkerError(f"{where}: solution markers in a {cell.cell_type} cell; only code cells tagged "
-                                  f"'{EXERCISE_TAG}' may contain them")
+                raise MarkerError(
+                    f"{where}: solution markers in a {cell.cell_type} cell; only code cells tagged "
+                    f"'{EXERCISE_TAG}' may contain them"
+                )
             continue
         if EXERCISE_TAG in tags:
             exercise_names |= defined_names(cell.source)
@@ -192,8 +204,10 @@ def make_student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbfo
                 raise MarkerError(f"{where}: tagged '{EXERCISE_TAG}' but has no '{BEGIN}' ... '{END}' block")
             exercises += 1
         elif has_markers(cell.source):
-            raise MarkerError(f"{where}: solution markers in a cell without the '{EXERCISE_TAG}' tag; tag it or remove "
-                              "the markers (the solution would be handed out)")
+            raise MarkerError(
+                f"{where}: solution markers in a cell without the '{EXERCISE_TAG}' tag; tag it or remove "
+                "the markers (the solution would be handed out)"
+            )
         uses_exercise = EXERCISE_TAG not in tags and bool(used_names(cell.source) & exercise_names)
         if CHECK_TAG in tags:
             checker_names += [n for n in checker_calls(cell.source) if n not in checker_names]
@@ -236,8 +250,10 @@ def expected_copies(notebooks_dir: Path = NOTEBOOKS) -> dict[str, str]:
         else:
             for index, cell in enumerate(nb.cells):
                 if has_markers(cell.source):
-                    raise MarkerError(f"{path.name}, cell {index}: solution markers in a notebook without exercise "
-                                      "cells; tag the cell 'exercise'")
+                    raise MarkerError(
+                        f"{path.name}, cell {index}: solution markers in a notebook without exercise "
+                        "cells; tag the cell 'exercise'"
+                    )
     return copies
 
 
@@ -253,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     existing = {p.name for p in student_dir.glob("*.ipynb")} if student_dir.exists() else set()
-    stale = sorted(n for n, text in copies.items()
-                   if n not in existing or (student_dir / n).read_text(encoding="utf-8") != text)
+    stale = sorted(
+        n for n, text in copies.items() if n not in existing or (student_dir / n).read_text(encoding="utf-8") != text
+    )
     extra = sorted(existing - set(copies))
     if args.check:
         for name in stale:

@@ -34,8 +34,9 @@ from resnet_lab.checks.exercises import read_exercises, solution_text  # noqa: E
 LESSON = "02_basic_block.ipynb"
 
 
-def _solved(student_copy: nbformat.NotebookNode, lesson: nbformat.NotebookNode,
-            skip: tuple[str, ...] = ()) -> nbformat.NotebookNode:
+def _solved(
+    student_copy: nbformat.NotebookNode, lesson: nbformat.NotebookNode, skip: tuple[str, ...] = ()
+) -> nbformat.NotebookNode:
     """The student copy with each exercise cell replaced by the lesson's solution (except those in ``skip``)."""
     nb = copy.deepcopy(student_copy)
     solutions = {c.get("id"): solution_text(c.source) for c in lesson.cells if "exercise" in c.metadata.get("tags", [])}
@@ -71,15 +72,24 @@ def build(out_dir: Path, notebooks: Path = ROOT / "notebooks") -> list[Path]:
 
     nb = _solved(student_copy, lesson)
     at = nb.cells.index(_cell(nb, "basic_block", lesson)) + 2
-    nb.cells.insert(at, _with_output(
-        'checks.hint("basic_block")\nchecks.hint("basic_block")',
-        "Hint 1 of 3 for basic_block: ...\nHint 2 of 3 for basic_block: ...\n"))
+    nb.cells.insert(
+        at,
+        _with_output(
+            'checks.hint("basic_block")\nchecks.hint("basic_block")',
+            "Hint 1 of 3 for basic_block: ...\nHint 2 of 3 for basic_block: ...\n",
+        ),
+    )
     students["complete"] = nb
 
     nb = _solved(student_copy, lesson, skip=("plain_switch",))
     at = nb.cells.index(_cell(nb, "basic_block", lesson)) + 2
-    nb.cells.insert(at, _with_output('checks.solution("basic_block", confirm=True)',
-                                     f"Solution for basic_block (from notebooks/{LESSON}):\n\n...\n"))
+    nb.cells.insert(
+        at,
+        _with_output(
+            'checks.solution("basic_block", confirm=True)',
+            f"Solution for basic_block (from notebooks/{LESSON}):\n\n...\n",
+        ),
+    )
     students["half_done"] = nb
 
     nb = _solved(student_copy, lesson)
@@ -87,7 +97,11 @@ def build(out_dir: Path, notebooks: Path = ROOT / "notebooks") -> list[Path]:
     students["no_stride"] = nb
 
     nb = _solved(student_copy, lesson)
-    _replace(_cell(nb, "basic_block", lesson), "out = self.bn2(self.conv2(out))", "out = self.relu(self.bn2(self.conv2(out)))")
+    _replace(
+        _cell(nb, "basic_block", lesson),
+        "out = self.bn2(self.conv2(out))",
+        "out = self.relu(self.bn2(self.conv2(out)))",
+    )
     students["relu_first"] = nb
 
     nb = _solved(student_copy, lesson)
@@ -96,8 +110,11 @@ def build(out_dir: Path, notebooks: Path = ROOT / "notebooks") -> list[Path]:
     students["bad_import"] = nb
 
     nb = _solved(student_copy, lesson)
-    _replace(_cell(nb, "conv_output_size", lesson), "    return (n + 2 * padding - kernel)",
-             "    while True:  # waits for a condition that never comes\n        pass\n    return (n + 2 * padding - kernel)")
+    _replace(
+        _cell(nb, "conv_output_size", lesson),
+        "    return (n + 2 * padding - kernel)",
+        "    while True:  # waits for a condition that never comes\n        pass\n    return (n + 2 * padding - kernel)",
+    )
     students["endless"] = nb
 
     nb = _solved(student_copy, lesson)

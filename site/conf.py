@@ -79,14 +79,13 @@ def student_copies() -> list[Path]:
 def navigation_markdown() -> str:
     """MyST text appended to the home page at build time: the hidden tables of contents (the
     sidebar) and the student copies as downloads. README.md on disk stays plain GitHub Markdown."""
+
     def rel(path: Path) -> str:
         return path.relative_to(ROOT).with_suffix("").as_posix()
 
     lessons = "\n".join(rel(p) for p in lesson_notebooks())
     docs = "\n".join([*(rel(p) for p in doc_pages()), "data/README"])
-    downloads = "\n".join(
-        f"- {{download}}`{p.name} <{p.relative_to(ROOT).as_posix()}>`" for p in student_copies()
-    )
+    downloads = "\n".join(f"- {{download}}`{p.name} <{p.relative_to(ROOT).as_posix()}>`" for p in student_copies())
     return (
         "\n\n## Student copies (downloads)\n\n"
         "Exercises blanked, outputs cleared; open them in JupyterLab next to the lessons.\n\n"

@@ -8,13 +8,34 @@ import pytest
 
 from resnet_lab import experiments
 
-HISTORY_KEYS = {"epoch", "train_loss", "train_error", "val_error", "test_error", "lr", "seconds", "step", "step_train_error"}
+HISTORY_KEYS = {
+    "epoch",
+    "train_loss",
+    "train_error",
+    "val_error",
+    "test_error",
+    "lr",
+    "seconds",
+    "step",
+    "step_train_error",
+}
 
 
 def check_record_schema(record: dict, nets: list[str]) -> None:
     """Assert that ``record`` is a complete run record of the nets ``nets``, in that order."""
     assert record["schema"] == experiments.SCHEMA
-    for key in ("experiment", "mode", "created", "dataset", "seed", "config", "environment", "nets", "total_seconds", "notes"):
+    for key in (
+        "experiment",
+        "mode",
+        "created",
+        "dataset",
+        "seed",
+        "config",
+        "environment",
+        "nets",
+        "total_seconds",
+        "notes",
+    ):
         assert key in record, key
     for key in ("torch", "torchvision", "device", "device_name", "torch_threads", "precision"):
         assert record["environment"][key] not in (None, ""), key

@@ -70,9 +70,7 @@ REVIEWED: dict[str, tuple[str, str]] = {
 }
 
 NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
-FIGURE = re.compile(
-    rf"(?<![\w.:/^_-])(?P<range>{NUMBER}[–-])?(?P<value>{NUMBER})(?P<percent>\s?%)?(?![\w.]\d|\.\d)"
-)
+FIGURE = re.compile(rf"(?<![\w.:/^_-])(?P<range>{NUMBER}[–-])?(?P<value>{NUMBER})(?P<percent>\s?%)?(?![\w.]\d|\.\d)")
 # Parts of a markdown cell that are not prose: fenced code, inline code, LaTeX, link targets, HTML tags.
 NOT_PROSE = re.compile(r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|\]\([^)]*\)|<[^>]+>", re.S)
 # Decimal numbers that name something rather than measure it: sections, versions.
@@ -177,7 +175,7 @@ def backs(figure: Figure, numbers: Iterable[Number]) -> bool:
     % sign needs a percentage.
     """
     percent = figure.text.endswith("%")
-    tolerance = 0.5 * 10 ** -figure.decimals + 1e-9
+    tolerance = 0.5 * 10**-figure.decimals + 1e-9
     for number in numbers:
         if percent and not number.percent:
             continue

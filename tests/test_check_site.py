@@ -22,12 +22,17 @@ def write(path: Path, text: str) -> None:
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A tiny site that passes: two pages linking each other (one by anchor), an image, a script, a stylesheet."""
-    write(tmp_path / "index.html",
-          '<html><head><link rel="stylesheet" href="_static/site.css"><script src="_static/site.js"></script></head>'
-          '<body><a href="docs/glossary.html#residual">glossary</a> <a href="https://arxiv.org/abs/1512.03385">paper</a>'
-          '<img src="_images/figure.png"></body></html>')
-    write(tmp_path / "docs" / "glossary.html", '<html><body><h2 id="residual">residual</h2>'
-          '<a href="../index.html">home</a><a href="#residual">here</a></body></html>')
+    write(
+        tmp_path / "index.html",
+        '<html><head><link rel="stylesheet" href="_static/site.css"><script src="_static/site.js"></script></head>'
+        '<body><a href="docs/glossary.html#residual">glossary</a> <a href="https://arxiv.org/abs/1512.03385">paper</a>'
+        '<img src="_images/figure.png"></body></html>',
+    )
+    write(
+        tmp_path / "docs" / "glossary.html",
+        '<html><body><h2 id="residual">residual</h2>'
+        '<a href="../index.html">home</a><a href="#residual">here</a></body></html>',
+    )
     write(tmp_path / "_static" / "site.css", "body { font-family: sans-serif; }")
     write(tmp_path / "_static" / "site.js", "")
     write(tmp_path / "_images" / "figure.png", "png")
@@ -41,11 +46,13 @@ def test_a_sound_site_passes(site: Path) -> None:
 
 
 def test_broken_link_missing_image_and_external_assets_are_reported(site: Path) -> None:
-    write(site / "lesson.html",
-          '<html><head><script src="https://cdn.example.org/mathjax.js"></script>'
-          '<link rel="stylesheet" href="//fonts.example.org/font.css"></head>'
-          '<body><a href="docs/glosary.html">typo</a><a href="docs/glossary.html#nope">bad anchor</a>'
-          '<img src="_images/gone.png"></body></html>')
+    write(
+        site / "lesson.html",
+        '<html><head><script src="https://cdn.example.org/mathjax.js"></script>'
+        '<link rel="stylesheet" href="//fonts.example.org/font.css"></head>'
+        '<body><a href="docs/glosary.html">typo</a><a href="docs/glossary.html#nope">bad anchor</a>'
+        '<img src="_images/gone.png"></body></html>',
+    )
     write(site / "_static" / "fonts.css", '@font-face { src: url("https://fonts.example.org/a.woff2"); }')
     problems = "\n".join(check_site.check_site(site))
     assert "lesson.html: <script> loads https://cdn.example.org/mathjax.js from the internet" in problems

@@ -11,7 +11,9 @@ from resnet_lab import checkpoints, cifar_resnet
 def test_round_trip_restores_weights_and_extras(tmp_path):
     torch.manual_seed(0)
     model = cifar_resnet(8, in_channels=1)
-    path = checkpoints.save_checkpoint(tmp_path / "sub" / "net.pt", model, history={"train_error": [50.0, 40.0]}, epoch=2)
+    path = checkpoints.save_checkpoint(
+        tmp_path / "sub" / "net.pt", model, history={"train_error": [50.0, 40.0]}, epoch=2
+    )
     raw = torch.load(path, weights_only=True)  # plain data only: safe loading works
     assert raw["architecture"]["description"] == model.description
 
@@ -60,7 +62,9 @@ def test_missing_and_corrupt_files_are_explained(tmp_path):
         checkpoints.load_checkpoint(tmp_path / "foreign.pt")
 
 
-@pytest.mark.parametrize("kind,cause", [("garbage", "torch.load cannot read it"), ("pickled model", "it holds Python objects")])
+@pytest.mark.parametrize(
+    "kind,cause", [("garbage", "torch.load cannot read it"), ("pickled model", "it holds Python objects")]
+)
 def test_unreadable_checkpoint_is_explained_in_one_line(tmp_path, kind, cause):
     path = tmp_path / "bad.pt"
     if kind == "garbage":

@@ -67,11 +67,15 @@ class ShortcutFirstBlock(nn.Module):
         super().__init__()
         self.shortcut = nn.Sequential()
         if stride != 1 or in_channels != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, planes, kernel_size=1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(planes))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, planes, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
         self.left = nn.Sequential(
-            nn.Conv2d(in_channels, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
-            nn.Conv2d(planes, planes, 3, 1, 1, bias=False), nn.BatchNorm2d(planes),
+            nn.Conv2d(in_channels, planes, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(planes),
+            nn.ReLU(),
+            nn.Conv2d(planes, planes, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(planes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,9 +113,14 @@ class ShortcutFirstBottleneck(nn.Module):
         out = planes * 4
         self.proj = projection(in_channels, out, stride) if stride != 1 or in_channels != out else nn.Identity()
         self.body = nn.Sequential(
-            conv1x1(in_channels, planes), nn.BatchNorm2d(planes), nn.ReLU(),
-            conv3x3(planes, planes, stride), nn.BatchNorm2d(planes), nn.ReLU(),
-            conv1x1(planes, out), nn.BatchNorm2d(out),
+            conv1x1(in_channels, planes),
+            nn.BatchNorm2d(planes),
+            nn.ReLU(),
+            conv3x3(planes, planes, stride),
+            nn.BatchNorm2d(planes),
+            nn.ReLU(),
+            conv1x1(planes, out),
+            nn.BatchNorm2d(out),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,8 +195,9 @@ class MyResNet(nn.Module):
 
     def __init__(self, layers=(2, 2, 2, 2), num_classes: int = 1000) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                                  nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
         width = 64
         stages = []
         for planes, n, stride in zip((64, 128, 256, 512), layers, (1, 2, 2, 2)):
@@ -217,8 +227,9 @@ def test_conv_output_size_accepts_correct_formulas(fn, capsys):
     assert capsys.readouterr().out.startswith("✓ conv_output_size: 14 cases match")
 
 
-@pytest.mark.parametrize("cls", [lambda c: BasicBlock(c, c), lambda c: TorchvisionStyleBlock(c, c),
-                                 lambda c: ShortcutFirstBlock(c, c)])
+@pytest.mark.parametrize(
+    "cls", [lambda c: BasicBlock(c, c), lambda c: TorchvisionStyleBlock(c, c), lambda c: ShortcutFirstBlock(c, c)]
+)
 def test_residual_unit_accepts_correct_units(cls, capsys):
     checks.residual_unit(cls)
     assert capsys.readouterr().out.startswith("✓ residual_unit: 2 configurations match")
@@ -324,7 +335,9 @@ class ReluBeforeAddBlock(TorchvisionStyleBlock):
 
 
 def test_mistake_1_relu_before_the_add():
-    rejects(checks.bottleneck, ReluBeforeAddBottleneck, "never negative", "Is ReLU applied before the shortcut is added?")
+    rejects(
+        checks.bottleneck, ReluBeforeAddBottleneck, "never negative", "Is ReLU applied before the shortcut is added?"
+    )
     rejects(checks.basic_block, ReluBeforeAddBlock, "Is ReLU applied before the shortcut is added?")
     rejects(checks.residual_unit, lambda c: ReluBeforeAddBlock(c, c), "Is ReLU applied before the shortcut is added?")
 
@@ -339,8 +352,13 @@ class PaddedOneByOneBottleneck(TorchvisionStyleBottleneck):
 
 
 def test_mistake_2_padded_1x1_convs():
-    message = rejects(checks.bottleneck, PaddedOneByOneBottleneck, "the 1x1 conv has padding",
-                      "grows by 2 pixels", "your forward raised RuntimeError")
+    message = rejects(
+        checks.bottleneck,
+        PaddedOneByOneBottleneck,
+        "the 1x1 conv has padding",
+        "grows by 2 pixels",
+        "your forward raised RuntimeError",
+    )
     assert "`conv1`" in message
 
 
@@ -355,8 +373,12 @@ class ProjectOutputBlock(TorchvisionStyleBlock):
 
 
 def test_mistake_3_projection_applied_to_the_output():
-    rejects(checks.basic_block, ProjectOutputBlock, "applied to the block's output instead of its input",
-            "BasicBlock(64, 128, stride=2)" if False else "ProjectOutputBlock(64, 128, stride=2)")
+    rejects(
+        checks.basic_block,
+        ProjectOutputBlock,
+        "applied to the block's output instead of its input",
+        "BasicBlock(64, 128, stride=2)" if False else "ProjectOutputBlock(64, 128, stride=2)",
+    )
 
 
 class InvertedConditionBlock(TorchvisionStyleBlock):
@@ -369,8 +391,9 @@ class InvertedConditionBlock(TorchvisionStyleBlock):
 
 
 def test_mistake_4_inverted_projection_condition():
-    message = rejects(checks.basic_block, InvertedConditionBlock, "condition for a projection inverted",
-                      "extra layer `downsample.0`")
+    message = rejects(
+        checks.basic_block, InvertedConditionBlock, "condition for a projection inverted", "extra layer `downsample.0`"
+    )
     assert "expected 73,984, got 78,208" in message  # which layers, expected vs got
 
 
@@ -384,8 +407,13 @@ class NoStrideProjectionBlock(TorchvisionStyleBlock):
 
 
 def test_mistake_5_projection_without_stride():
-    rejects(checks.basic_block, NoStrideProjectionBlock, "your forward raised RuntimeError",
-            "has stride 1 but the block has stride 2", "disagree in height/width")
+    rejects(
+        checks.basic_block,
+        NoStrideProjectionBlock,
+        "your forward raised RuntimeError",
+        "has stride 1 but the block has stride 2",
+        "disagree in height/width",
+    )
 
 
 def fixed_pool_resnet(depth):
@@ -403,8 +431,12 @@ class FunctionalFixedPool(ResNet):
 
 def test_mistake_6_fixed_average_pool():
     rejects(checks.imagenet_resnet, fixed_pool_resnet, "only accepts 224x224", "AdaptiveAvgPool2d(1)", depth=18)
-    rejects(checks.imagenet_resnet, lambda depth: FunctionalFixedPool(BasicBlock, [2, 2, 2, 2]),
-            "F.avg_pool2d(x, 7)", depth=18)
+    rejects(
+        checks.imagenet_resnet,
+        lambda depth: FunctionalFixedPool(BasicBlock, [2, 2, 2, 2]),
+        "F.avg_pool2d(x, 7)",
+        depth=18,
+    )
 
 
 def test_mistake_7_two_blocks_per_stage():
@@ -424,8 +456,12 @@ def stage_without_expansion(block, in_channels, planes, num_blocks, stride):
 
 
 def test_mistake_8_channel_bookkeeping_without_expansion():
-    rejects(checks.stage, stage_without_expansion, "block 1 was built for 64 input channels, but it receives 256",
-            "in_channels = planes * block.expansion")
+    rejects(
+        checks.stage,
+        stage_without_expansion,
+        "block 1 was built for 64 input channels, but it receives 256",
+        "in_channels = planes * block.expansion",
+    )
 
 
 def imagenet_stem_cifar_net(depth, in_channels=3, num_classes=10):
@@ -436,8 +472,13 @@ def imagenet_stem_cifar_net(depth, in_channels=3, num_classes=10):
 
 
 def test_mistake_9_imagenet_stem_on_32x32():
-    message = rejects(checks.small_input_net, resnet_lab.resnet18(num_classes=10), "last feature map is 1x1",
-                      "ImageNet-style stem", "3x3 conv with stride 1 and no max pool")
+    message = rejects(
+        checks.small_input_net,
+        resnet_lab.resnet18(num_classes=10),
+        "last feature map is 1x1",
+        "ImageNet-style stem",
+        "3x3 conv with stride 1 and no max pool",
+    )
     assert "7x7 conv with stride 2" in message
     rejects(checks.cifar_net, imagenet_stem_cifar_net, "ImageNet-style stem", "should have 269,722 parameters")
 
@@ -465,8 +506,13 @@ class AddIntoInputUnit(ReluFirstInplaceUnit):
 
 
 def test_mistake_10_inplace_relu_clobbers_the_shortcut():
-    rejects(checks.residual_unit, ReluFirstInplaceUnit, "modified its input tensor in place",
-            "lost its negative values", "nn.ReLU(inplace=True)")
+    rejects(
+        checks.residual_unit,
+        ReluFirstInplaceUnit,
+        "modified its input tensor in place",
+        "lost its negative values",
+        "nn.ReLU(inplace=True)",
+    )
     rejects(checks.residual_unit, AddIntoInputUnit, "modified its input tensor in place")
 
 
@@ -492,9 +538,16 @@ def stub_function(*args):
 
 @pytest.mark.parametrize(
     "checker, answer",
-    [(checks.basic_block, StubBlock), (checks.basic_block, StubForwardBlock), (checks.bottleneck, StubBlock),
-     (checks.stage, stub_function), (checks.cifar_net, stub_function), (checks.conv_output_size, stub_function),
-     (checks.plain_switch, StubForwardBlock), (checks.residual_unit, stub_function)],
+    [
+        (checks.basic_block, StubBlock),
+        (checks.basic_block, StubForwardBlock),
+        (checks.bottleneck, StubBlock),
+        (checks.stage, stub_function),
+        (checks.cifar_net, stub_function),
+        (checks.conv_output_size, stub_function),
+        (checks.plain_switch, StubForwardBlock),
+        (checks.residual_unit, stub_function),
+    ],
 )
 def test_unfinished_exercises_say_so(checker, answer):
     message = rejects(checker, answer, "this exercise is not done yet: fill in the cell above")
@@ -515,18 +568,24 @@ def test_builder_must_return_a_module():
 
 @pytest.mark.parametrize(
     "fn, phrase",
-    [(lambda n, k, s, p: (n + 2 * p - k) // s, "the +1 is missing"),
-     (lambda n, k, s, p: (n + p - k) // s + 1, "2p, not p"),
-     (lambda n, k, s, p: (n + 2 * p - k) / s + 1, "use floor division //"),
-     (lambda n, k, s, p: -(-(n + 2 * p - k) // s) + 1, "round down")],
+    [
+        (lambda n, k, s, p: (n + 2 * p - k) // s, "the +1 is missing"),
+        (lambda n, k, s, p: (n + p - k) // s + 1, "2p, not p"),
+        (lambda n, k, s, p: (n + 2 * p - k) / s + 1, "use floor division //"),
+        (lambda n, k, s, p: -(-(n + 2 * p - k) // s) + 1, "round down"),
+    ],
 )
 def test_conv_output_size_rejects_wrong_formulas(fn, phrase):
     rejects(checks.conv_output_size, fn, phrase)
 
 
 def test_conv_output_size_names_the_stem_case():
-    rejects(checks.conv_output_size, lambda n, k, s, p: (n + 2 * p - k) // s,
-            "conv_output_size(n=224, kernel=7, stride=2, padding=3) (the ResNet stem", "returned 111, expected 112")
+    rejects(
+        checks.conv_output_size,
+        lambda n, k, s, p: (n + 2 * p - k) // s,
+        "conv_output_size(n=224, kernel=7, stride=2, padding=3) (the ResNet stem",
+        "returned 111, expected 112",
+    )
 
 
 class NoFinalReluBlock(TorchvisionStyleBlock):
@@ -581,8 +640,17 @@ def test_checks_is_a_submodule_import():
 def test_every_checker_module_is_registered_and_its_checkers_are_reachable():
     import importlib
 
-    expected = {"conv_output_size", "residual_unit", "basic_block", "bottleneck", "plain_switch", "stage",
-                "cifar_net", "imagenet_resnet", "small_input_net"}
+    expected = {
+        "conv_output_size",
+        "residual_unit",
+        "basic_block",
+        "bottleneck",
+        "plain_switch",
+        "stage",
+        "cifar_net",
+        "imagenet_resnet",
+        "small_input_net",
+    }
     assert expected <= set(checks.CHECKERS)
     for module_name in checks.CHECKER_MODULES:
         module = importlib.import_module(f"resnet_lab.checks.{module_name}")
@@ -606,7 +674,11 @@ def test_collecting_records_each_configuration_for_partial_credit(capsys):
     with collecting() as results, pytest.raises(AssertionError, match="stride"):
         checks.basic_block(StridelessProjectionBlock)
     assert [(config[:3], error is None) for config, error in results] == [
-        ((64, 64, 1), True), ((64, 128, 2), False), ((32, 64, 1), True), ((64, 64, 2), False)]
+        ((64, 64, 1), True),
+        ((64, 128, 2), False),
+        ((32, 64, 1), True),
+        ((64, 64, 2), False),
+    ]
     assert capsys.readouterr().out == ""
 
 
@@ -626,9 +698,12 @@ def test_extra_configurations_are_checked_and_counted(capsys):
     checks.basic_block(TorchvisionStyleBlock, configs=[(16, 32, 2)])
     assert capsys.readouterr().out.startswith(
         "✓ basic_block: 1 configuration matches resnet_lab.BasicBlock (shapes, parameter counts, outputs; "
-        "1 with a projection shortcut)")
+        "1 with a projection shortcut)"
+    )
     with pytest.raises(AssertionError, match="stride"):
         checks.basic_block(StridelessProjectionBlock, configs=[(16, 16, 1), (16, 16, 2)])
-    checks.stage(lambda block, cin, planes, n, stride: make_stage(block, cin, planes, n, stride)[0],
-                 configs=[("Bottleneck", 32, 16, 2, 2)])
+    checks.stage(
+        lambda block, cin, planes, n, stride: make_stage(block, cin, planes, n, stride)[0],
+        configs=[("Bottleneck", 32, 16, 2, 2)],
+    )
     assert "1 configuration matches resnet_lab.make_stage" in capsys.readouterr().out

@@ -63,17 +63,33 @@ class PreActSequential(nn.Module):
 
     def __init__(self, in_channels, planes, stride=1):
         super().__init__()
-        self.proj = (nn.Sequential(nn.Conv2d(in_channels, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-                     if stride != 1 or in_channels != planes else nn.Identity())
-        self.branch = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(), conv3x3(in_channels, planes, stride),
-                                    nn.BatchNorm2d(planes), nn.ReLU(), conv3x3(planes, planes))
+        self.proj = (
+            nn.Sequential(nn.Conv2d(in_channels, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+            if stride != 1 or in_channels != planes
+            else nn.Identity()
+        )
+        self.branch = nn.Sequential(
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(),
+            conv3x3(in_channels, planes, stride),
+            nn.BatchNorm2d(planes),
+            nn.ReLU(),
+            conv3x3(planes, planes),
+        )
 
     def forward(self, x):
         return self.branch(x) + self.proj(x)
 
 
-@pytest.mark.parametrize("cls", [PreActBlock, PreActProjectsRawX, PreActSequential,
-                                 lambda cin, planes, stride=1: BasicBlock(cin, planes, stride, preact=True)])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        PreActBlock,
+        PreActProjectsRawX,
+        PreActSequential,
+        lambda cin, planes, stride=1: BasicBlock(cin, planes, stride, preact=True),
+    ],
+)
 def test_preact_block_accepts_correct_blocks(cls, capsys):
     checks.preact_block(cls)
     assert capsys.readouterr().out.startswith("✓ preact_block: 4 configurations match")
@@ -142,9 +158,13 @@ class SESequentialNoBias(nn.Module):
 
     def __init__(self, channels, reduction=16):
         super().__init__()
-        self.excite = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, channels // reduction, 1, bias=False),
-                                    nn.ReLU(inplace=True), nn.Conv2d(channels // reduction, channels, 1, bias=False),
-                                    nn.Sigmoid())
+        self.excite = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, channels // reduction, 1, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1, bias=False),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x):
         return x * self.excite(x)
@@ -180,8 +200,12 @@ class SEMaxSqueeze(SELinear):
 
 @pytest.mark.parametrize(
     "cls,phrase",
-    [(SENoSigmoid, "the sigmoid is missing"), (SEReturnsGates, "return x * gates"),
-     (SEWrongReduction, "channels // reduction"), (SEMaxSqueeze, "global *average*")],
+    [
+        (SENoSigmoid, "the sigmoid is missing"),
+        (SEReturnsGates, "return x * gates"),
+        (SEWrongReduction, "channels // reduction"),
+        (SEMaxSqueeze, "global *average*"),
+    ],
 )
 def test_squeeze_excitation_rejects_mistakes(cls, phrase):
     rejects(checks.squeeze_excitation, cls, phrase)
@@ -232,8 +256,11 @@ class ResNeXtBlock(nn.Module):
         self.conv1, self.bn1 = conv1x1(in_channels, width), nn.BatchNorm2d(width)
         self.conv2, self.bn2 = conv3x3(width, width, stride, groups), nn.BatchNorm2d(width)
         self.conv3, self.bn3 = conv1x1(width, out), nn.BatchNorm2d(out)
-        self.downsample = (nn.Sequential(conv1x1(in_channels, out, stride), nn.BatchNorm2d(out))
-                           if stride != 1 or in_channels != out else None)
+        self.downsample = (
+            nn.Sequential(conv1x1(in_channels, out, stride), nn.BatchNorm2d(out))
+            if stride != 1 or in_channels != out
+            else None
+        )
 
     def forward(self, x):
         y = F.relu(self.bn1(self.conv1(x)))
@@ -254,8 +281,11 @@ class WidthIgnoresGroups(ResNeXtBlock):
 
 def test_grouped_bottleneck_accepts_and_rejects(capsys):
     checks.grouped_bottleneck(ResNeXtBlock)
-    checks.grouped_bottleneck(lambda cin, planes, stride=1, groups=1, base_width=64:
-                              Bottleneck(cin, planes, stride, groups=groups, base_width=base_width))
+    checks.grouped_bottleneck(
+        lambda cin, planes, stride=1, groups=1, base_width=64: Bottleneck(
+            cin, planes, stride, groups=groups, base_width=base_width
+        )
+    )
     assert capsys.readouterr().out.count("✓ grouped_bottleneck: 4 configurations match") == 2
     rejects(checks.grouped_bottleneck, WidthIgnoresGroups, "the width ignores the groups", "groups=32")
 

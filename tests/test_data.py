@@ -68,7 +68,9 @@ def test_first_keeps_the_first_images_and_the_statistics():
     splits = data.load_fashion_mnist("subset", fast=True)
     small = splits.first(train=10, val=5, test=100_000)
     assert (len(small.train), len(small.val), len(small.test)) == (10, 5, len(splits.test))
-    assert torch.equal(small.train.images, splits.train.images[:10]) and torch.equal(small.val.labels, splits.val.labels[:5])
+    assert torch.equal(small.train.images, splits.train.images[:10]) and torch.equal(
+        small.val.labels, splits.val.labels[:5]
+    )
     assert (small.mean, small.std, small.name) == (splits.mean, splits.std, splits.name)
 
 
@@ -225,7 +227,6 @@ def test_random_crop_flip_is_a_shifted_or_mirrored_crop():
     assert not torch.equal(out, images)  # something moved
 
 
-
 def erased_masks(out: torch.Tensor, background: float) -> torch.Tensor:
     """(B, C, H, W) images that were all ``background`` -> bool (B, H, W): where noise was written."""
     return (out != background).any(dim=1)
@@ -267,7 +268,12 @@ def test_random_erase_probability_deterministic_and_uint8():
 def test_batches_apply_random_erasing_only_when_augmenting():
     splits = data.load_fashion_mnist("subset", fast=True)
     subset = splits.train.select(torch.arange(256))
-    plain = [x for x, _ in data.batches(subset, splits.mean, splits.std, augment=True, generator=torch.Generator().manual_seed(0))]
+    plain = [
+        x
+        for x, _ in data.batches(
+            subset, splits.mean, splits.std, augment=True, generator=torch.Generator().manual_seed(0)
+        )
+    ]
     erased = [x for x, _ in data.batches(subset, splits.mean, splits.std, augment=True, random_erasing=1.0,
                                          generator=torch.Generator().manual_seed(0))]  # fmt: skip
     assert [x.shape for x in plain] == [x.shape for x in erased]
@@ -275,6 +281,7 @@ def test_batches_apply_random_erasing_only_when_augmenting():
     clean = [x for x, _ in data.batches(subset, splits.mean, splits.std, random_erasing=1.0)]
     reference = [x for x, _ in data.batches(subset, splits.mean, splits.std)]
     assert torch.equal(torch.cat(clean), torch.cat(reference))  # evaluation batches are never erased
+
 
 def test_batches_cover_every_image_once_normalized():
     splits = data.load_fashion_mnist("subset", fast=True)

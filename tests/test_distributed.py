@@ -36,7 +36,9 @@ def reference_state() -> dict[str, torch.Tensor]:
     """One process sees what the two ranks see: per step, rank 0's and rank 1's micro-batches, gradients averaged."""
     splits, config, model = worker.tiny_splits(), worker.tiny_config(), worker.tiny_model()
     generator = runtime.seed_everything(config.seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     per_rank = len(splits.train) // WORLD
     steps_per_epoch = math.ceil(per_rank / config.batch_size)
     total, step = steps_per_epoch * config.epochs, 0

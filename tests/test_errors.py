@@ -24,20 +24,26 @@ def test_invalid_imagenet_depth():
         resnet_lab.resnet(20)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: BasicBlock(64, 64, shortcut="E"),  # "D" is ResNet-D's option (notebook 10)
-    lambda: cifar_resnet(20, shortcut="b"),
-    lambda: resnet_lab.resnet18(shortcut="projection"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BasicBlock(64, 64, shortcut="E"),  # "D" is ResNet-D's option (notebook 10)
+        lambda: cifar_resnet(20, shortcut="b"),
+        lambda: resnet_lab.resnet18(shortcut="projection"),
+    ],
+)
 def test_unknown_shortcut_lists_choices(make):
     with pytest.raises(ValueError, match=r"choose one of \('A', 'B', 'C', 'D'\)"):
         make()
 
 
-@pytest.mark.parametrize("make", [
-    lambda: Bottleneck(64, 64, stride_at="first"),
-    lambda: resnet_lab.resnet50(stride_at="v1"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Bottleneck(64, 64, stride_at="first"),
+        lambda: resnet_lab.resnet50(stride_at="v1"),
+    ],
+)
 def test_unknown_stride_placement_lists_choices(make):
     with pytest.raises(ValueError, match=r"choose one of \('3x3', '1x1'\)"):
         make()
@@ -56,11 +62,14 @@ def test_missing_batch_dimension_is_explained():
         cifar_resnet(20)(torch.randn(3, 32, 32))
 
 
-@pytest.mark.parametrize("model,shape", [
-    (lambda: resnet_lab.resnet18(), (1, 3, 16, 16)),
-    (lambda: resnet_lab.resnet50(), (1, 3, 31, 224)),
-    (lambda: cifar_resnet(20), (1, 3, 3, 3)),
-])
+@pytest.mark.parametrize(
+    "model,shape",
+    [
+        (lambda: resnet_lab.resnet18(), (1, 3, 16, 16)),
+        (lambda: resnet_lab.resnet50(), (1, 3, 31, 224)),
+        (lambda: cifar_resnet(20), (1, 3, 3, 3)),
+    ],
+)
 def test_too_small_input_states_expected_shape(model, shape):
     with torch.device("meta"), pytest.raises(ValueError, match=r"H, W >= \d+.*downsamples by"):
         model()(torch.randn(shape))
@@ -94,7 +103,9 @@ def test_option_a_cannot_shrink_channels():
         BasicBlock(128, 64, shortcut="A")
 
 
-@pytest.mark.parametrize("kwargs", [dict(n=0, kernel=3), dict(n=5, kernel=3, stride=0), dict(n=5, kernel=3, padding=-1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(n=0, kernel=3), dict(n=5, kernel=3, stride=0), dict(n=5, kernel=3, padding=-1)]
+)
 def test_conv_output_size_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="must be an integer"):
         conv_output_size(**kwargs)
@@ -112,23 +123,33 @@ def test_bad_layers_argument():
         resnet_lab.make_stage(BasicBlock, 64, 64, 0)
 
 
-@pytest.mark.parametrize("make,name", [
-    (lambda: cifar_resnet(20, num_classes=0), "num_classes"),
-    (lambda: cifar_resnet(20, in_channels=0), "in_channels"),
-    (lambda: resnet_lab.resnet18(num_classes=-1), "num_classes"),
-    (lambda: resnet_lab.resnet50(in_channels=0), "in_channels"),
-    (lambda: cifar_resnet(20, num_classes=2.5), "num_classes"),
-])
+@pytest.mark.parametrize(
+    "make,name",
+    [
+        (lambda: cifar_resnet(20, num_classes=0), "num_classes"),
+        (lambda: cifar_resnet(20, in_channels=0), "in_channels"),
+        (lambda: resnet_lab.resnet18(num_classes=-1), "num_classes"),
+        (lambda: resnet_lab.resnet50(in_channels=0), "in_channels"),
+        (lambda: cifar_resnet(20, num_classes=2.5), "num_classes"),
+    ],
+)
 def test_channels_and_classes_must_be_positive(make, name):
     with pytest.raises(ValueError, match=rf"{name} must be a positive integer"):
         make()
 
 
-@pytest.mark.parametrize("changes,field", [
-    (dict(lr=-1), "lr"), (dict(lr=0), "lr"), (dict(lr=float("nan")), "lr"),
-    (dict(batch_size=0), "batch_size"), (dict(batch_size=12.5), "batch_size"),
-    (dict(momentum=1.0), "momentum"), (dict(weight_decay=-1e-4), "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "changes,field",
+    [
+        (dict(lr=-1), "lr"),
+        (dict(lr=0), "lr"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=12.5), "batch_size"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(weight_decay=-1e-4), "weight_decay"),
+    ],
+)
 def test_train_config_refuses_impossible_values(changes, field):
     with pytest.raises(ValueError, match=rf"^{field} must be"):
         resnet_lab.training.TrainConfig(**changes)

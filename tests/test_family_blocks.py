@@ -7,13 +7,20 @@ import torchvision
 from resnet_lab import BasicBlock, Bottleneck, count_parameters
 from resnet_lab.blocks import AvgPoolProjection, SqueezeExcitation, bottleneck_width, describe_shortcut
 
-
 # ---- ResNeXt / Wide: groups and base_width with torchvision's meaning
 
 
 @pytest.mark.parametrize(
     "planes,groups,base_width,width",
-    [(64, 1, 64, 64), (64, 32, 4, 128), (512, 32, 4, 1024), (64, 32, 8, 256), (64, 64, 4, 256), (64, 1, 128, 128), (16, 8, 16, 32)],
+    [
+        (64, 1, 64, 64),
+        (64, 32, 4, 128),
+        (512, 32, 4, 1024),
+        (64, 32, 8, 256),
+        (64, 64, 4, 256),
+        (64, 1, 128, 128),
+        (16, 8, 16, 32),
+    ],
 )
 def test_bottleneck_width_rule(planes, groups, base_width, width):
     assert bottleneck_width(planes, groups, base_width) == width
@@ -154,7 +161,9 @@ def test_se_acts_on_the_branch_before_the_add(block, preact):
     assert torch.allclose(out, x if preact else torch.relu(x), atol=1e-6)
 
 
-@pytest.mark.parametrize("reduction,words", [(0, "positive integer"), (32, "leaves 16 // 32 = 0 channels"), (2.0, "positive")])
+@pytest.mark.parametrize(
+    "reduction,words", [(0, "positive integer"), (32, "leaves 16 // 32 = 0 channels"), (2.0, "positive")]
+)
 def test_se_bad_reduction(reduction, words):
     with pytest.raises(ValueError, match=words):
         BasicBlock(16, 16, se=True, se_reduction=reduction)

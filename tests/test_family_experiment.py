@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 import copy
 import math
+from dataclasses import replace
 
 import pytest
 
-from resnet_lab import experiments, family_experiment as family
+from resnet_lab import experiments
+from resnet_lab import family_experiment as family
 from resnet_lab.training import TrainConfig
 
 FIVE = list(family.FAMILY_NETS)
 
 
 def fake_record(val_errors: dict[str, float], n_val: int = 1000) -> dict:
-    nets = {name: {"name": name, "parameters": 1000, "macs": 10**6, "seconds": 1.0,
-                   "final": {"train_error": err, "val_error": err, "test_error": None}} for name, err in val_errors.items()}
-    return {"experiment": "family", "mode": "full", "seed": 0, "config": {"epochs": 5}, "dataset": {"val": n_val},
-            "nets": nets, "total_seconds": 2.0, "created": "2026-01-01T00:00:00+00:00", "notes": "", "complete": True}
+    nets = {
+        name: {
+            "name": name,
+            "parameters": 1000,
+            "macs": 10**6,
+            "seconds": 1.0,
+            "final": {"train_error": err, "val_error": err, "test_error": None},
+        }
+        for name, err in val_errors.items()
+    }
+    return {
+        "experiment": "family",
+        "mode": "full",
+        "seed": 0,
+        "config": {"epochs": 5},
+        "dataset": {"val": n_val},
+        "nets": nets,
+        "total_seconds": 2.0,
+        "created": "2026-01-01T00:00:00+00:00",
+        "notes": "",
+        "complete": True,
+    }
 
 
 def test_standard_error_is_binomial():
@@ -61,8 +80,9 @@ def test_unknown_net_is_named():
 
 def test_fast_run_of_one_net_writes_a_record(tmp_path, monkeypatch, check_schema):
     monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path)
-    record = family.run_family(fast=True, nets=["SE-ResNet-20"], config=TrainConfig(epochs=1), progress=False,
-                               save_as="family-test")
+    record = family.run_family(
+        fast=True, nets=["SE-ResNet-20"], config=TrainConfig(epochs=1), progress=False, save_as="family-test"
+    )
     check_schema(record, ["SE-ResNet-20"])
     assert record["complete"] and record["mode"] == "fast" and record["environment"]["torch_threads"] == 1
     net = record["nets"]["SE-ResNet-20"]

@@ -41,7 +41,9 @@ def test_family_counts_match_torchvision_table(name):
     params, gmacs = TORCHVISION_FAMILY[name]
     assert count_parameters(ours) == count_parameters(theirs) == params
     assert abs(count_macs(ours) / 1e9 - gmacs) / gmacs < 0.005
-    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in theirs.state_dict().items()]
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, v.shape) for k, v in theirs.state_dict().items()
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_FAMILY))
@@ -80,7 +82,11 @@ def test_se_resnet50_and_resnet50d_counts():
 def test_resnet50d_structure():
     model = resnet50d()
     convs = [m for m in model.conv1 if isinstance(m, torch.nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [(3, 32, (2, 2)), (32, 32, (1, 1)), (32, 64, (1, 1))]
+    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [
+        (3, 32, (2, 2)),
+        (32, 32, (1, 1)),
+        (32, 64, (1, 1)),
+    ]
     downs = [b.downsample for b in model.modules() if isinstance(b, Bottleneck) and b.downsample is not None]
     assert [type(d[0]).__name__ for d in downs] == ["Identity", "AvgPool2d", "AvgPool2d", "AvgPool2d"]
     with torch.no_grad():
@@ -136,7 +142,9 @@ def test_cifar_resnext_is_a_grouped_bottleneck_net_near_resnet20():
     assert count_parameters(model) == 247_610
     assert [b.conv2.groups for b in model.modules() if isinstance(b, Bottleneck)] == [8] * 6
     assert [b.width for b in model.layer3] == [128, 128]
-    assert count_macs(model, (1, 1, 28, 28)) == pytest.approx(count_macs(resnet_lab.cifar_resnet(20, 1), (1, 1, 28, 28)), rel=0.01)
+    assert count_macs(model, (1, 1, 28, 28)) == pytest.approx(
+        count_macs(resnet_lab.cifar_resnet(20, 1), (1, 1, 28, 28)), rel=0.01
+    )
 
 
 @pytest.mark.parametrize(

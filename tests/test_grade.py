@@ -43,9 +43,22 @@ def graded(tmp_path_factory):
     out = io.StringIO()
     start = time.monotonic()
     with contextlib.redirect_stdout(out):
-        code = grade.main([str(root / "submissions"), "--report", str(root / "grades.csv"), "--hidden", str(hidden),
-                           "--quick", "--timeout", "120", "--cell-timeout", "60",
-                           "--check-timeout", str(CHECK_SECONDS)])
+        code = grade.main(
+            [
+                str(root / "submissions"),
+                "--report",
+                str(root / "grades.csv"),
+                "--hidden",
+                str(hidden),
+                "--quick",
+                "--timeout",
+                "120",
+                "--cell-timeout",
+                "60",
+                "--check-timeout",
+                str(CHECK_SECONDS),
+            ]
+        )
     seconds = time.monotonic() - start
     assert code == 0
     rows = {(r["student"], r["exercise"]): r for r in report.read_rows(root / "grades.csv")}
@@ -55,8 +68,13 @@ def graded(tmp_path_factory):
 
 def _row(rows, student, exercise):
     r = rows[(student, exercise)]
-    return (r["status"], int(r["checks_passed"]), int(r["checks_total"]), int(r["hidden_passed"]),
-            int(r["hidden_total"]))
+    return (
+        r["status"],
+        int(r["checks_passed"]),
+        int(r["checks_total"]),
+        int(r["hidden_passed"]),
+        int(r["hidden_total"]),
+    )
 
 
 def test_the_report_has_one_row_per_student_and_exercise(graded):
@@ -122,8 +140,10 @@ def test_summary_and_chart(graded):
 # Without a kernel
 # ----------------------------------------------------------------------------------------
 
-SPECS = [{"exercise": e.name, "target": e.target, "kind": e.kind, "cell_id": e.cell_id}
-         for e in exercises.for_lesson("02_basic_block.ipynb")]
+SPECS = [
+    {"exercise": e.name, "target": e.target, "kind": e.kind, "cell_id": e.cell_id}
+    for e in exercises.for_lesson("02_basic_block.ipynb")
+]
 
 
 def test_plan_notes_renamed_and_deleted_exercises():
@@ -152,8 +172,11 @@ def test_submissions_are_found_in_folders_or_by_file_name(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "bo_02_basic_block.ipynb")
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "cy_homework.ipynb")
     found = [(s, p.name, les) for s, p, les in grade.find_submissions(tmp_path, [lesson])]
-    assert found == [("ana", lesson, lesson), ("bo", "bo_02_basic_block.ipynb", lesson),
-                     ("cy_homework", "cy_homework.ipynb", None)]
+    assert found == [
+        ("ana", lesson, lesson),
+        ("bo", "bo_02_basic_block.ipynb", lesson),
+        ("cy_homework", "cy_homework.ipynb", None),
+    ]
     with pytest.raises(grade.GradeError, match="is not a folder"):
         grade.find_submissions(tmp_path / "nope", [lesson])
 
@@ -175,10 +198,23 @@ def test_hidden_checks_file_is_validated(tmp_path):
 def test_the_csv_is_on_disk_row_by_row(tmp_path):
     path = tmp_path / "g.csv"
     rep = report.CsvReport(path)
-    rep.add({"student": "a", "exercise": "stage", "status": "failed", "checks_passed": 1, "checks_total": 4,
-             "hidden_passed": 1, "hidden_total": 2})
+    rep.add(
+        {
+            "student": "a",
+            "exercise": "stage",
+            "status": "failed",
+            "checks_passed": 1,
+            "checks_total": 4,
+            "hidden_passed": 1,
+            "hidden_total": 2,
+        }
+    )
     rows = list(csv.DictReader(path.open(encoding="utf-8")))  # before close: already written
     assert rows[0]["score"] == "0.333" and rows[0]["student"] == "a"
     rep.close()
-    assert report.score({"status": "not attempted", "checks_passed": 0, "checks_total": 4,
-                         "hidden_passed": 0, "hidden_total": 0}) == 0.0
+    assert (
+        report.score(
+            {"status": "not attempted", "checks_passed": 0, "checks_total": 4, "hidden_passed": 0, "hidden_total": 0}
+        )
+        == 0.0
+    )

@@ -16,8 +16,20 @@ from resnet_lab.checks import exercises, hints
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "notebooks"
-EXPECTED = ["residual_unit", "conv_output_size", "basic_block", "plain_switch", "bottleneck", "stage",
-            "imagenet_resnet", "cifar_net", "preact_block", "grouped_bottleneck", "squeeze_excitation", "se_block"]
+EXPECTED = [
+    "residual_unit",
+    "conv_output_size",
+    "basic_block",
+    "plain_switch",
+    "bottleneck",
+    "stage",
+    "imagenet_resnet",
+    "cifar_net",
+    "preact_block",
+    "grouped_bottleneck",
+    "squeeze_excitation",
+    "se_block",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +121,9 @@ def test_solution_from_a_student_copy_only_is_refused(monkeypatch, tmp_path, cap
 
 def _lesson_10_setup() -> str:
     """Notebook 10's first two code cells (imports; the blocks Basic and Bottle the exercises build on)."""
-    cells = [c.source for c in nbformat.read(LESSONS / "10_resnet_family.ipynb", as_version=4).cells if c.cell_type == "code"]
+    cells = [
+        c.source for c in nbformat.read(LESSONS / "10_resnet_family.ipynb", as_version=4).cells if c.cell_type == "code"
+    ]
     return "\n".join(line for line in "\n".join(cells[:2]).split("\n") if not line.startswith("%"))
 
 
@@ -117,11 +131,17 @@ def _lesson_10_setup() -> str:
 def test_every_exercise_checker_says_these_checks_passed(name, capsys):
     exercise = exercises.find(name)
     namespace: dict = {}
-    prelude = ("import torch\nfrom torch import nn\nfrom resnet_lab import BasicBlock, Bottleneck, IMAGENET_CONFIGS, "
-               "make_stage\n")
+    prelude = (
+        "import torch\nfrom torch import nn\nfrom resnet_lab import BasicBlock, Bottleneck, IMAGENET_CONFIGS, "
+        "make_stage\n"
+    )
     before = exercises.find("basic_block").source + "\n" if name == "plain_switch" else ""  # it subclasses MyBasicBlock
     if exercise.lesson.startswith("10_"):  # notebook 10's exercises build on its set-up cells (Basic, Bottle, F)
-        before = _lesson_10_setup() + ("\n" + exercises.find("squeeze_excitation").source if name == "se_block" else "") + "\n"
+        before = (
+            _lesson_10_setup()
+            + ("\n" + exercises.find("squeeze_excitation").source if name == "se_block" else "")
+            + "\n"
+        )
     exec(prelude + "\n" + before + exercise.source, namespace)  # noqa: S102 - the course's own solution
     capsys.readouterr()  # what the set-up printed
     checks.CHECKERS[name](namespace[exercise.target])
@@ -131,19 +151,29 @@ def test_every_exercise_checker_says_these_checks_passed(name, capsys):
 
 def _mutants(source: str) -> list[str]:
     """Plausible wrong versions of a solution: each drops or changes one thing."""
-    swaps = [("stride=stride", "stride=1"), ("out + identity", "out"), ("padding=1", "padding=0"),
-             ("// stride + 1", "// stride"), ("self.relu(out + identity)", "self.relu(out) + identity"),
-             ("stride if i == 0 else 1", "stride"), ("in_channels = planes * block.expansion", "pass"),
-             ("kernel_size=3, stride=1, padding=1", "kernel_size=1, stride=1, padding=1"),
-             ('shortcut="A"', 'shortcut="B"'), ("out + x", "out")]
+    swaps = [
+        ("stride=stride", "stride=1"),
+        ("out + identity", "out"),
+        ("padding=1", "padding=0"),
+        ("// stride + 1", "// stride"),
+        ("self.relu(out + identity)", "self.relu(out) + identity"),
+        ("stride if i == 0 else 1", "stride"),
+        ("in_channels = planes * block.expansion", "pass"),
+        ("kernel_size=3, stride=1, padding=1", "kernel_size=1, stride=1, padding=1"),
+        ('shortcut="A"', 'shortcut="B"'),
+        ("out + x", "out"),
+    ]
     return [source.replace(old, new, 1) for old, new in swaps if old in source]
 
 
 @pytest.mark.parametrize("name", ["residual_unit", "conv_output_size", "basic_block", "bottleneck", "stage"])
 def test_failure_messages_never_print_a_line_of_the_solution(name):
     exercise = exercises.find(name)
-    solution_lines = {line.strip() for line in exercise.source.split("\n")
-                      if len(line.strip()) >= 24 and not line.strip().startswith(("def ", "class ", '"""', "#"))}
+    solution_lines = {
+        line.strip()
+        for line in exercise.source.split("\n")
+        if len(line.strip()) >= 24 and not line.strip().startswith(("def ", "class ", '"""', "#"))
+    }
     prelude = "import torch\nfrom torch import nn\nfrom resnet_lab import BasicBlock, Bottleneck\n"
     failures = 0
     for mutant in _mutants(exercise.source):
@@ -161,9 +191,20 @@ def test_failure_messages_never_print_a_line_of_the_solution(name):
 def test_grading_finds_hint_and_solution_lines_in_saved_outputs():
     from resnet_lab.grade.worker import stored_usage
 
-    nb = {"cells": [{"cell_type": "code", "outputs": [
-        {"output_type": "stream", "text": ["Hint 1 of 3 for stage: a\n", "Hint 2 of 3 for stage: b\n"]},
-        {"output_type": "stream", "text": "Solution for cifar_net (from notebooks/06_cifar_resnets.ipynb):\n"}]}]}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "outputs": [
+                    {"output_type": "stream", "text": ["Hint 1 of 3 for stage: a\n", "Hint 2 of 3 for stage: b\n"]},
+                    {
+                        "output_type": "stream",
+                        "text": "Solution for cifar_net (from notebooks/06_cifar_resnets.ipynb):\n",
+                    },
+                ],
+            }
+        ]
+    }
     assert stored_usage(nb) == {"stage": {"hints": 2, "solution": False}, "cifar_net": {"hints": 0, "solution": True}}
     assert json.dumps(stored_usage({"cells": []})) == "{}"
 

@@ -165,7 +165,9 @@ def test_bottleneck_stride_placement():
 def test_bottleneck_matches_torchvision_block():
     torch.manual_seed(1)
     projection = torch.nn.Sequential(resnet_lab.conv1x1(256, 512, stride=2), torch.nn.BatchNorm2d(512))
-    tv_block = torchvision.models.resnet.Bottleneck(256, 128, stride=2, downsample=projection).eval()  # resnet50's layer2[0]
+    tv_block = torchvision.models.resnet.Bottleneck(
+        256, 128, stride=2, downsample=projection
+    ).eval()  # resnet50's layer2[0]
     ours = Bottleneck(256, 128, stride=2).eval()
     ours.load_state_dict(tv_block.state_dict())
     x = torch.randn(2, 256, 14, 14)
@@ -189,7 +191,9 @@ def test_make_stage_reports_its_blocks():
 
 def test_make_stages_builds_every_stage_and_one_table():
     with torch.device("meta"):  # shapes and tables only
-        stages, table = make_stages(Bottleneck, 64, widths=(64, 128, 256, 512), depths=(3, 4, 6, 3), strides=(1, 2, 2, 2))
+        stages, table = make_stages(
+            Bottleneck, 64, widths=(64, 128, 256, 512), depths=(3, 4, 6, 3), strides=(1, 2, 2, 2)
+        )
         assert table == resnet_lab.resnet50().block_table  # the network is built from the same call
         x = torch.randn(1, 64, 32, 32)
         for stage in stages.values():
@@ -201,7 +205,9 @@ def test_make_stages_builds_every_stage_and_one_table():
 
 
 def test_make_stages_passes_block_options_to_every_block():
-    stages, table = make_stages(Bottleneck, 64, (64, 128), (2, 2), (1, 2), stride_at="1x1", shortcut="C", prefix="stage")
+    stages, table = make_stages(
+        Bottleneck, 64, (64, 128), (2, 2), (1, 2), stride_at="1x1", shortcut="C", prefix="stage"
+    )
     assert list(stages) == ["stage1", "stage2"]
     blocks = [b for stage in stages.values() for b in stage]
     assert all(b.stride_at == "1x1" for b in blocks)
@@ -225,7 +231,9 @@ class DoubleBlock(torch.nn.Module):
         self.out_channels = planes * self.expansion
         self.conv1 = resnet_lab.conv3x3(in_channels, self.out_channels, stride)
         self.bn1 = torch.nn.BatchNorm2d(self.out_channels)
-        self.downsample = resnet_lab.make_shortcut(in_channels, self.out_channels, stride, shortcut) if residual else None
+        self.downsample = (
+            resnet_lab.make_shortcut(in_channels, self.out_channels, stride, shortcut) if residual else None
+        )
         self.residual = residual
         self.last_bn = self.bn1
 
@@ -260,7 +268,10 @@ def test_model_block_table_follows_the_channel_rule():
         table = resnet_lab.resnet50().block_table
     firsts = [r for r in table if r.index == 0]
     assert [(r.in_channels, r.out_channels, r.stride) for r in firsts] == [
-        (64, 256, 1), (256, 512, 2), (512, 1024, 2), (1024, 2048, 2)
+        (64, 256, 1),
+        (256, 512, 2),
+        (512, 1024, 2),
+        (1024, 2048, 2),
     ]
     assert len(table) == 16
 

@@ -60,6 +60,7 @@ def test_first_code_cell_imports_resnet_lab_and_shows_its_version(path):
     assert "__version__" in source
     shown = "".join("".join(o.get("text", "")) for o in first["outputs"] if o["output_type"] == "stream")
     from resnet_lab import __version__
+
     assert __version__ in shown
 
 

@@ -89,7 +89,9 @@ def test_lesion_rejects_unknown_blocks():
     with pytest.raises(ValueError, match="no blocks named"):
         probes.lesion(small_net(), ["layer4.0"])
     with pytest.raises(ValueError, match="no blocks named"):
-        probes.lesion_errors(small_net(), [["layer1.0"], ["fc"]], torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long))
+        probes.lesion_errors(
+            small_net(), [["layer1.0"], ["fc"]], torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long)
+        )
 
 
 def test_single_and_random_lesions_shapes_and_seeds(batch):

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from prose_figures import NOTEBOOKS, REVIEWED, Number, backs, figures_in, is_reviewed, record_numbers, unbacked_figures
 
 LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -23,8 +22,7 @@ def test_every_quoted_figure_is_backed(path: Path, records: set[Number]) -> None
     missing = unbacked_figures(path, records)
     assert not missing, (
         "figures in the prose that no compared output, no record in data/runs/ and no entry of "
-        "prose_figures.REVIEWED backs (print them from a cell, or fix the number):\n  "
-        + "\n  ".join(map(str, missing))
+        "prose_figures.REVIEWED backs (print them from a cell, or fix the number):\n  " + "\n  ".join(map(str, missing))
     )
 
 
@@ -52,11 +50,17 @@ def test_a_wrong_number_in_a_lesson_is_caught(tmp_path: Path, records: set[Numbe
     """Change one quoted figure of a real lesson and the check names it."""
     source = NOTEBOOKS / "07_degradation.ipynb"
     nb = json.loads(source.read_text(encoding="utf-8"))
-    cell = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown" and "What this record shows" in "".join(c["source"]))
+    cell = next(
+        i
+        for i, c in enumerate(nb["cells"])
+        if c["cell_type"] == "markdown" and "What this record shows" in "".join(c["source"])
+    )
     text = "".join(nb["cells"][cell]["source"])
     figure = next(figures_in(text))
     wrong = f"{figure.value + 4.5:.{figure.decimals}f}"
-    nb["cells"][cell]["source"] = text.replace(figure.text, figure.text.replace(f"{figure.value:.{figure.decimals}f}", wrong), 1)
+    nb["cells"][cell]["source"] = text.replace(
+        figure.text, figure.text.replace(f"{figure.value:.{figure.decimals}f}", wrong), 1
+    )
     broken = tmp_path / source.name
     broken.write_text(json.dumps(nb), encoding="utf-8")
     assert unbacked_figures(source, records) == []

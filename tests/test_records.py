@@ -52,7 +52,11 @@ def test_committed_fashion_full_record(check_schema):
     net = record["nets"]["ResNet-20"]
     assert net["history"]["test_error"] == [None] * record["config"]["epochs"]  # test set touched once, at the end
     assert record["test_accuracy"] == pytest.approx(100 - net["final"]["test_error"])
-    assert record["mode"] == "full" and record["environment"]["cpu_count"] == 2 and record["environment"]["device"] == "cpu"
+    assert (
+        record["mode"] == "full"
+        and record["environment"]["cpu_count"] == 2
+        and record["environment"]["device"] == "cpu"
+    )
     assert record["total_seconds"] <= 30 * 60  # the budget: 30 minutes on 2 CPU cores
     assert record["test_accuracy"] >= 94.0  # the target
     assert net["final"]["best_val_error"] == min(net["history"]["val_error"])
@@ -68,7 +72,9 @@ def test_fashion_full_record_was_chosen_on_validation_among_the_candidates(check
     assert {k: v for k, v in other["config"].items() if k != "random_erasing"} == {
         k: v for k, v in chosen["config"].items() if k != "random_erasing"
     }  # the same recipe otherwise
-    assert chosen["nets"]["ResNet-20"]["final"]["best_val_error"] < other["nets"]["ResNet-20"]["final"]["best_val_error"]
+    assert (
+        chosen["nets"]["ResNet-20"]["final"]["best_val_error"] < other["nets"]["ResNet-20"]["final"]["best_val_error"]
+    )
     assert other["total_seconds"] <= 30 * 60
 
 
@@ -84,4 +90,7 @@ def test_committed_longer_record_reaches_the_papers_full_claim(check_schema):
 def test_dataset_line_drops_the_recording_machines_path():
     record = experiments.load_record("fashion-full-resnet20")
     assert record["dataset"]["description"].endswith("(from /usr/share/datasets/fashion-mnist)")
-    assert experiments.dataset_line(record) == "fashion-mnist: 55000 train / 5000 val / 10000 test images of 1x28x28, 10 classes"
+    assert (
+        experiments.dataset_line(record)
+        == "fashion-mnist: 55000 train / 5000 val / 10000 test images of 1x28x28, 10 classes"
+    )

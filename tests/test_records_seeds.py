@@ -35,7 +35,6 @@ def test_seeds_are_run_recorded_and_reused(tmp_path, monkeypatch):
         experiments.run_degradation_seeds([3], fast=True, config=changed, nets=["plain-20"], save_as="tiny")
 
 
-
 def test_figure6_over_seeds_draws_the_mean_and_a_range_band():
     import matplotlib
 
@@ -76,7 +75,9 @@ def test_shipped_weights_are_the_four_seed0_nets_with_checksums():
         assert weights.sha256_of(weights.weights_path(name)) == sums[f"degradation-seed0/{name}.pt"]
         p = weights.provenance(name)
         assert p["net"] == name and p["seed"] == 0 and p["dtype"] == "float16" and p["mode"] == "full"
-        assert TrainConfig(**p["config"]) == replace(experiments.degradation_config(fast=False), seed=0)  # old name "onecycle" -> warmup_cosine
+        assert TrainConfig(**p["config"]) == replace(
+            experiments.degradation_config(fast=False), seed=0
+        )  # old name "onecycle" -> warmup_cosine
         assert p["architecture"]["description"].startswith(name)
 
 

@@ -13,20 +13,29 @@ from resnet_lab import (
     feature_map_table,
     predicted_feature_map_table,
 )
-from resnet_lab.reference import CIFAR_PARAMS, TABLE_1_OUTPUT_SIZE, TORCHINFO_RESNET50_GMACS, TORCHVISION_GMACS, V1_GMACS
+from resnet_lab.reference import (
+    CIFAR_PARAMS,
+    TABLE_1_OUTPUT_SIZE,
+    TORCHINFO_RESNET50_GMACS,
+    TORCHVISION_GMACS,
+    V1_GMACS,
+)
 
 
-@pytest.mark.parametrize("n,k,s,p,expected", [
-    (224, 7, 2, 3, 112),  # ImageNet stem conv
-    (112, 3, 2, 1, 56),  # max pool
-    (56, 3, 1, 1, 56),  # 3x3 "same" conv
-    (56, 3, 2, 1, 28),  # strided 3x3
-    (56, 1, 2, 0, 28),  # strided 1x1 projection
-    (56, 1, 1, 1, 58),  # mistake 2: a 1x1 conv with padding grows the map
-    (32, 3, 1, 1, 32),
-    (7, 3, 2, 1, 4),  # odd sizes round up through the padding
-    (28, 5, 1, 0, 24),
-])
+@pytest.mark.parametrize(
+    "n,k,s,p,expected",
+    [
+        (224, 7, 2, 3, 112),  # ImageNet stem conv
+        (112, 3, 2, 1, 56),  # max pool
+        (56, 3, 1, 1, 56),  # 3x3 "same" conv
+        (56, 3, 2, 1, 28),  # strided 3x3
+        (56, 1, 2, 0, 28),  # strided 1x1 projection
+        (56, 1, 1, 1, 58),  # mistake 2: a 1x1 conv with padding grows the map
+        (32, 3, 1, 1, 32),
+        (7, 3, 2, 1, 4),  # odd sizes round up through the padding
+        (28, 5, 1, 0, 24),
+    ],
+)
 def test_conv_output_size_formula(n, k, s, p, expected):
     assert conv_output_size(n, k, s, p) == expected
     conv = torch.nn.Conv2d(1, 1, k, s, p)
@@ -54,7 +63,9 @@ def test_imagenet_tables_formula_equals_hooks(depth):
     side = TABLE_1_OUTPUT_SIZE
     assert stages["conv1"] == (64, side["conv1"], side["conv1"])
     assert stages["maxpool"] == (64, side["conv2_x"], side["conv2_x"])
-    for i, (planes, paper_stage) in enumerate(zip((64, 128, 256, 512), ("conv2_x", "conv3_x", "conv4_x", "conv5_x")), 1):
+    for i, (planes, paper_stage) in enumerate(
+        zip((64, 128, 256, 512), ("conv2_x", "conv3_x", "conv4_x", "conv5_x")), 1
+    ):
         assert stages[f"layer{i}"] == (planes * e, side[paper_stage], side[paper_stage])
     assert stages["fc"] == (1000,)
     assert sum(r.params for r in predicted_feature_map_table(model, (1, 3, 224, 224))) == count_parameters(model)
@@ -65,7 +76,8 @@ def test_v1_bottleneck_table_agrees(stride_at):
     with torch.device("meta"):
         model = resnet_lab.resnet50(stride_at=stride_at)
     assert _shapes(predicted_feature_map_table(model, (1, 3, 224, 224), True)) == _shapes(
-        feature_map_table(model, (1, 3, 224, 224), True))
+        feature_map_table(model, (1, 3, 224, 224), True)
+    )
 
 
 @pytest.mark.parametrize("depth", [20, 56, 110])
@@ -99,8 +111,9 @@ def test_table_formatting():
     model = cifar_resnet(20)
     text = resnet_lab.format_feature_map_table(predicted_feature_map_table(model, (1, 3, 32, 32)))
     assert "64 x 8 x 8" in text and f"{CIFAR_PARAMS[20]:,}" in text
-    side = resnet_lab.format_side_by_side(predicted_feature_map_table(model, (1, 3, 32, 32)),
-                                          feature_map_table(model, (1, 3, 32, 32)))
+    side = resnet_lab.format_side_by_side(
+        predicted_feature_map_table(model, (1, 3, 32, 32)), feature_map_table(model, (1, 3, 32, 32))
+    )
     assert "MISMATCH" not in side and side.count("yes") == 8
 
 

@@ -15,7 +15,7 @@ msc = importlib.util.module_from_spec(_spec)
 assert _spec.loader is not None
 _spec.loader.exec_module(msc)
 
-EXERCISE = '''class MyUnit(nn.Module):
+EXERCISE = """class MyUnit(nn.Module):
     def __init__(self, channels):
         super().__init__()
         # HINT: two 3x3 convs, each followed by "BN"
@@ -30,13 +30,13 @@ EXERCISE = '''class MyUnit(nn.Module):
         ### BEGIN SOLUTION
         out = torch.relu(self.bn1(self.conv1(x)))
         return torch.relu(self.bn2(self.conv2(out)) + x)
-        ### END SOLUTION'''
+        ### END SOLUTION"""
 
-FUNCTION_EXERCISE = '''def size(n, kernel, stride, padding):
+FUNCTION_EXERCISE = """def size(n, kernel, stride, padding):
     # HINT: floor division
     ### BEGIN SOLUTION
     return (n + 2 * padding - kernel) // stride + 1
-    ### END SOLUTION'''
+    ### END SOLUTION"""
 
 
 def lesson(exercise_source: str = EXERCISE, **tags) -> nbformat.NotebookNode:
@@ -133,8 +133,10 @@ def test_check_mode_reports_stale_and_extra_copies(lesson_dir: Path, capsys):
     [
         ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "has no matching '### END SOLUTION'"),
         ("def f():\n    return 1\n    ### END SOLUTION\n", "without a '### BEGIN SOLUTION'"),
-        ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n",
-         "again before the '### END SOLUTION'"),
+        (
+            "def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n",
+            "again before the '### END SOLUTION'",
+        ),
         ("def f():\n    ### BEGIN SOLUTION\n    return 1\n### END SOLUTION\n", "indented differently"),
         ("def f():\n    ### BEGIN SOLUTIONS\n    return 1\n", "unrecognised marker"),
         ("def f():\n    return 1\n", "has no '### BEGIN SOLUTION' ... '### END SOLUTION' block"),
@@ -170,7 +172,9 @@ def test_every_lesson_with_exercises_has_exactly_one_copy():
 def test_committed_copy_is_in_sync(name: str):
     path = STUDENT_DIR / name
     assert path.exists(), f"missing {path}: run python scripts/make_student_copies.py"
-    assert path.read_text(encoding="utf-8") == COPIES[name], f"{path} is stale: run python scripts/make_student_copies.py"
+    assert path.read_text(encoding="utf-8") == COPIES[name], (
+        f"{path} is stale: run python scripts/make_student_copies.py"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(COPIES))
@@ -178,7 +182,9 @@ def test_committed_copy_has_no_solutions_or_outputs(name: str):
     copy = nbformat.reads(COPIES[name], as_version=4)
     source = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     begins = sum(line.strip() == msc.BEGIN for c in source.cells for line in c.source.split("\n"))
-    stubs = sum(line.strip().startswith("raise NotImplementedError(") for c in copy.cells for line in c.source.split("\n"))
+    stubs = sum(
+        line.strip().startswith("raise NotImplementedError(") for c in copy.cells for line in c.source.split("\n")
+    )
     assert begins > 0 and stubs >= begins
     for cell in copy.cells:
         assert msc.BEGIN not in cell.source and msc.END not in cell.source
@@ -194,12 +200,18 @@ def test_the_note_says_exactly_which_cells_use_the_students_code():
     for name in sorted(p.name for p in STUDENT_DIR.glob("*.ipynb")):
         copy = nbformat.read(STUDENT_DIR / name, as_version=4)
         note = copy.cells[0].source
-        using = [c for c in copy.cells[1:] if c.cell_type == "code" and "raises-exception" in c.metadata.get("tags", [])
-                 and not {"exercise", "check"} & set(c.metadata.get("tags", []))]
+        using = [
+            c
+            for c in copy.cells[1:]
+            if c.cell_type == "code"
+            and "raises-exception" in c.metadata.get("tags", [])
+            and not {"exercise", "check"} & set(c.metadata.get("tags", []))
+        ]
         if using:
             assert note.count("the code cell after") == len(using), name
         else:
             assert "Only the check cells use your code" in note, name
-        checkers = {c for cell in copy.cells if "check" in cell.metadata.get("tags", [])
-                    for c in msc.checker_calls(cell.source)}
+        checkers = {
+            c for cell in copy.cells if "check" in cell.metadata.get("tags", []) for c in msc.checker_calls(cell.source)
+        }
         assert all(f'`"{c}"`' in note for c in checkers) and "checks.hint(name)" in note, name

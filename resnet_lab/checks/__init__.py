@@ -37,9 +37,9 @@ import importlib
 from collections.abc import Callable
 
 CHECKER_MODULES: tuple[str, ...] = (
-    "blocks",    # conv_output_size, residual_unit, basic_block, bottleneck, plain_switch
+    "blocks",  # conv_output_size, residual_unit, basic_block, bottleneck, plain_switch
     "networks",  # stage, cifar_net, imagenet_resnet, small_input_net
-    "family",    # preact_block, squeeze_excitation, se_block, grouped_bottleneck (notebook 10)
+    "family",  # preact_block, squeeze_excitation, se_block, grouped_bottleneck (notebook 10)
 )
 
 CHECKERS: dict[str, Callable[..., None]] = {}

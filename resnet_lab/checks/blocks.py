@@ -31,9 +31,16 @@ __all__ = ["conv_output_size", "residual_unit", "basic_block", "bottleneck", "pl
 BlockConfig = tuple[int, int, int, bool]  # (in_channels, planes, stride, residual)
 
 
-def _check_blocks(checker: str, cls: Any, ref_factory: Callable[..., nn.Module], configs: Sequence[BlockConfig],
-                  call_args: Callable[[BlockConfig], tuple[tuple, dict[str, Any]]], label: Callable[[BlockConfig], str],
-                  bottleneck: bool, size: int = 8) -> int:
+def _check_blocks(
+    checker: str,
+    cls: Any,
+    ref_factory: Callable[..., nn.Module],
+    configs: Sequence[BlockConfig],
+    call_args: Callable[[BlockConfig], tuple[tuple, dict[str, Any]]],
+    label: Callable[[BlockConfig], str],
+    bottleneck: bool,
+    size: int = 8,
+) -> int:
     """Compare ``cls(*args)`` with ``ref_factory(in_channels, planes, stride, residual=...)`` on (2, C, size, size) inputs."""
     name = getattr(cls, "__name__", "your class")
 
@@ -65,7 +72,9 @@ def _check_blocks(checker: str, cls: Any, ref_factory: Callable[..., nn.Module],
 
 
 def _projections(configs: Sequence[BlockConfig], expansion: int = 1) -> int:
-    return sum(1 for cin, planes, stride, residual in configs if residual and (stride != 1 or cin != planes * expansion))
+    return sum(
+        1 for cin, planes, stride, residual in configs if residual and (stride != 1 or cin != planes * expansion)
+    )
 
 
 _CONV_CASES = [
@@ -116,15 +125,25 @@ def conv_output_size(fn: Callable[[int, int, int, int], int], configs: Sequence[
         n, k, s, p, what = case
         got, expected = results[(n, k, s, p)], _reference_conv_output_size(n, k, s, p)
         if isinstance(got, bool) or not isinstance(got, numbers.Integral):
-            hint = ("return an int: use floor division // instead of /"
-                    if isinstance(got, numbers.Real) else "return the size as an int")
-            raise fail(checker, f"{text(n, k, s, p)} ({what}) returned {got!r} of type {type(got).__name__}, "
-                                f"expected the int {expected}", hint)
+            hint = (
+                "return an int: use floor division // instead of /"
+                if isinstance(got, numbers.Real)
+                else "return the size as an int"
+            )
+            raise fail(
+                checker,
+                f"{text(n, k, s, p)} ({what}) returned {got!r} of type {type(got).__name__}, "
+                f"expected the int {expected}",
+                hint,
+            )
         if got != expected:
             ints = {c: v for c, v in results.items() if isinstance(v, numbers.Integral)}
             hints = [hint for formula, hint in _WRONG_FORMULAS if all(v == formula(*c) for c, v in ints.items())]
-            raise fail(checker, f"{text(n, k, s, p)} ({what}) returned {got}, expected {expected}",
-                       hints[:1] or ["M = floor((n + 2p - k) / s) + 1"])
+            raise fail(
+                checker,
+                f"{text(n, k, s, p)} ({what}) returned {got}, expected {expected}",
+                hints[:1] or ["M = floor((n + 2p - k) / s) + 1"],
+            )
 
     count = run_configs(cases, check_one)
     passed(checker, f"{n_match(count, 'cases')} floor((n + 2p - k) / s) + 1 (incl. the 7x7/2 stem and 1x1 convs)")
@@ -136,8 +155,15 @@ def residual_unit(cls: Callable[[int], nn.Module], configs: Sequence[int] | None
     ``configs``: channel counts; by default 16 and 64.
     """
     block_configs = [(c, c, 1, True) for c in (configs or (16, 64))]
-    n = _check_blocks("residual_unit", cls, BasicBlock, block_configs,
-                      call_args=lambda c: ((c[0],), {}), label=lambda c: f"{c[0]}", bottleneck=False)
+    n = _check_blocks(
+        "residual_unit",
+        cls,
+        BasicBlock,
+        block_configs,
+        call_args=lambda c: ((c[0],), {}),
+        label=lambda c: f"{c[0]}",
+        bottleneck=False,
+    )
     passed("residual_unit", f"{n_match(n)} resnet_lab.BasicBlock(c, c) (shapes, parameter counts, outputs)")
 
 
@@ -151,11 +177,20 @@ def basic_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int,
     ``configs``: (in_channels, planes, stride) triples; by default four, three of them projecting.
     """
     block_configs = [(*c[:3], True) for c in (configs or [(64, 64, 1), (64, 128, 2), (32, 64, 1), (64, 64, 2)])]
-    n = _check_blocks("basic_block", cls, BasicBlock, block_configs,
-                      call_args=lambda c: ((c[0], c[1], c[2]), {}), label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
-                      bottleneck=False)
-    passed("basic_block", f"{n_match(n)} resnet_lab.BasicBlock "
-                          f"(shapes, parameter counts, outputs{_with_projections(_projections(block_configs))})")
+    n = _check_blocks(
+        "basic_block",
+        cls,
+        BasicBlock,
+        block_configs,
+        call_args=lambda c: ((c[0], c[1], c[2]), {}),
+        label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
+        bottleneck=False,
+    )
+    passed(
+        "basic_block",
+        f"{n_match(n)} resnet_lab.BasicBlock "
+        f"(shapes, parameter counts, outputs{_with_projections(_projections(block_configs))})",
+    )
 
 
 def bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, int]] | None = None) -> None:
@@ -165,14 +200,27 @@ def bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, 
     """
     expansion = getattr(cls, "expansion", None)
     if expansion is not None and expansion != 4:
-        raise fail(f"bottleneck, {getattr(cls, '__name__', 'your class')}",
-                   f"expansion is {expansion}, expected 4", "a bottleneck's last 1x1 conv widens to 4 x planes")
+        raise fail(
+            f"bottleneck, {getattr(cls, '__name__', 'your class')}",
+            f"expansion is {expansion}, expected 4",
+            "a bottleneck's last 1x1 conv widens to 4 x planes",
+        )
     block_configs = [(*c[:3], True) for c in (configs or [(64, 64, 1), (256, 64, 1), (256, 128, 2), (512, 128, 1)])]
-    n = _check_blocks("bottleneck", cls, Bottleneck, block_configs,
-                      call_args=lambda c: ((c[0], c[1], c[2]), {}), label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
-                      bottleneck=True, size=8)
-    passed("bottleneck", f"{n_match(n)} resnet_lab.Bottleneck (shapes, parameter counts, "
-                         f"outputs{_with_projections(_projections(block_configs, 4))})")
+    n = _check_blocks(
+        "bottleneck",
+        cls,
+        Bottleneck,
+        block_configs,
+        call_args=lambda c: ((c[0], c[1], c[2]), {}),
+        label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
+        bottleneck=True,
+        size=8,
+    )
+    passed(
+        "bottleneck",
+        f"{n_match(n)} resnet_lab.Bottleneck (shapes, parameter counts, "
+        f"outputs{_with_projections(_projections(block_configs, 4))})",
+    )
 
 
 def plain_switch(cls: Callable[..., nn.Module], configs: Sequence[BlockConfig] | None = None) -> None:
@@ -180,10 +228,19 @@ def plain_switch(cls: Callable[..., nn.Module], configs: Sequence[BlockConfig] |
 
     ``configs``: (in_channels, planes, stride, residual) tuples; by default four, two of them plain.
     """
-    block_configs = [tuple(c) for c in (configs or [(64, 64, 1, True), (64, 64, 1, False), (64, 128, 2, True),
-                                                    (64, 128, 2, False)])]
-    n = _check_blocks("plain_switch", cls, BasicBlock, block_configs,
-                      call_args=lambda c: ((c[0], c[1], c[2]), {"residual": c[3]}),
-                      label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}, residual={c[3]}", bottleneck=False)
-    passed("plain_switch", f"{n} configurations (residual and plain) match resnet_lab.BasicBlock "
-                           "(shapes, parameter counts, outputs)")
+    block_configs = [
+        tuple(c) for c in (configs or [(64, 64, 1, True), (64, 64, 1, False), (64, 128, 2, True), (64, 128, 2, False)])
+    ]
+    n = _check_blocks(
+        "plain_switch",
+        cls,
+        BasicBlock,
+        block_configs,
+        call_args=lambda c: ((c[0], c[1], c[2]), {"residual": c[3]}),
+        label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}, residual={c[3]}",
+        bottleneck=False,
+    )
+    passed(
+        "plain_switch",
+        f"{n} configurations (residual and plain) match resnet_lab.BasicBlock (shapes, parameter counts, outputs)",
+    )

@@ -46,19 +46,25 @@ def padded_1x1_hints(model: nn.Module) -> list[str]:
 def bias_hints(model: nn.Module) -> list[str]:
     named = [n for n, c in conv_layers(model) if c.bias is not None]
     if named:
-        return [f"{', '.join('`' + n + '`' for n in named[:3])} {'has' if len(named) == 1 else 'have'} a bias: "
-                "a conv followed by BN needs none (BN's own shift replaces it), so use bias=False"]
+        return [
+            f"{', '.join('`' + n + '`' for n in named[:3])} {'has' if len(named) == 1 else 'have'} a bias: "
+            "a conv followed by BN needs none (BN's own shift replaces it), so use bias=False"
+        ]
     return []
 
 
 _SHORTCUT_NAME = re.compile(r"down|short|proj|skip|ident|resid", re.IGNORECASE)
 
 
-def projection_convs(model: nn.Module, in_channels: int, out_channels: int,
-                 bottleneck: bool = False) -> list[tuple[str, nn.Conv2d]]:
+def projection_convs(
+    model: nn.Module, in_channels: int, out_channels: int, bottleneck: bool = False
+) -> list[tuple[str, nn.Conv2d]]:
     """The 1x1 convs that look like a projection shortcut in_channels -> out_channels."""
-    found = [(n, c) for n, c in conv_layers(model)
-             if c.kernel_size == (1, 1) and c.in_channels == in_channels and c.out_channels == out_channels]
+    found = [
+        (n, c)
+        for n, c in conv_layers(model)
+        if c.kernel_size == (1, 1) and c.in_channels == in_channels and c.out_channels == out_channels
+    ]
     if bottleneck and in_channels * 4 == out_channels and found:
         # When in_channels == planes, conv3 (planes -> 4 planes) has the projection's shape too.
         named = [(n, c) for n, c in found if _SHORTCUT_NAME.search(n)]
@@ -70,15 +76,18 @@ def projection_convs(model: nn.Module, in_channels: int, out_channels: int,
     return found
 
 
-def block_static_hints(model: nn.Module, in_channels: int, out_channels: int, stride: int,
-                        bottleneck: bool = False, residual: bool = True) -> list[str]:
+def block_static_hints(
+    model: nn.Module, in_channels: int, out_channels: int, stride: int, bottleneck: bool = False, residual: bool = True
+) -> list[str]:
     hints = padded_1x1_hints(model) + bias_hints(model)
     shape_changes = stride != 1 or in_channels != out_channels
     projections = projection_convs(model, in_channels, out_channels, bottleneck)
     if not residual:
         if projections:
-            hints.append(f"with residual=False there is no shortcut at all, so nothing to project: "
-                         f"`{projections[0][0]}` should not exist in a plain block")
+            hints.append(
+                f"with residual=False there is no shortcut at all, so nothing to project: "
+                f"`{projections[0][0]}` should not exist in a plain block"
+            )
         return hints
     if shape_changes and not projections:
         hints.append(
@@ -110,11 +119,21 @@ def block_static_hints(model: nn.Module, in_channels: int, out_channels: int, st
     return hints
 
 
-def projection_input_hints(model: nn.Module, in_channels: int, out_channels: int,
-                            x_shape: tuple[int, ...], tracer: Tracer, bottleneck: bool = False) -> list[str]:
+def projection_input_hints(
+    model: nn.Module,
+    in_channels: int,
+    out_channels: int,
+    x_shape: tuple[int, ...],
+    tracer: Tracer,
+    bottleneck: bool = False,
+) -> list[str]:
     for name, conv in projection_convs(model, in_channels, out_channels, bottleneck) + [
-        (n, c) for n, c in conv_layers(model) if c.kernel_size == (1, 1) and c.out_channels == out_channels
-        and c.in_channels == out_channels and in_channels != out_channels
+        (n, c)
+        for n, c in conv_layers(model)
+        if c.kernel_size == (1, 1)
+        and c.out_channels == out_channels
+        and c.in_channels == out_channels
+        and in_channels != out_channels
     ]:
         call = tracer.first_call(conv)
         if call is not None and call.in_shape is not None and call.in_shape != x_shape:
@@ -170,8 +189,10 @@ def block_shape_hints(got: tuple, expected: tuple) -> list[str]:
         if got[1] != expected[1]:
             return [f"the block should output {expected[1]} channels (planes x expansion), yours outputs {got[1]}"]
         if got[2] > expected[2]:
-            return ["your output map is larger than expected: is the stride applied (first 3x3 conv of the branch, "
-                    "and the projection)? Does a 1x1 conv have padding?"]
+            return [
+                "your output map is larger than expected: is the stride applied (first 3x3 conv of the branch, "
+                "and the projection)? Does a 1x1 conv have padding?"
+            ]
         if got[2] < expected[2]:
             return ["your output map is smaller than expected: is the stride applied more than once?"]
     return []
@@ -188,14 +209,18 @@ def stage_hints(seq: nn.Module, ref_table: list, planes: int, expansion: int, nu
         if got_in is not None and got_in != row.in_channels:
             hint = f"block {i} was built for {got_in} input channels, but it receives {row.in_channels}"
             if i > 0 and got_in == planes and expansion != 1:
-                hint += (f" (block {i - 1} outputs planes {planes} x expansion {expansion} = {planes * expansion}): "
-                         "after each block set in_channels = planes * block.expansion")
+                hint += (
+                    f" (block {i - 1} outputs planes {planes} x expansion {expansion} = {planes * expansion}): "
+                    "after each block set in_channels = planes * block.expansion"
+                )
             hints.append(hint)
             break
         got_stride = getattr(child, "stride", None)
         if isinstance(got_stride, int) and got_stride != row.stride:
-            hints.append(f"block {i} has stride {got_stride}, expected {row.stride}: "
-                         "only the first block of a stage strides, the others use stride 1")
+            hints.append(
+                f"block {i} has stride {got_stride}, expected {row.stride}: "
+                "only the first block of a stage strides, the others use stride 1"
+            )
             break
     return hints
 
@@ -206,15 +231,19 @@ def stem_hints(model: nn.Module, size: int) -> list[str]:
     has_maxpool = any(isinstance(m, nn.MaxPool2d) for m in model.modules())
     parts = []
     if stem is not None and (stem.kernel_size[0] >= 7 or stem.stride != (1, 1)):
-        parts.append(f"the stem is a {stem.kernel_size[0]}x{stem.kernel_size[1]} conv with stride {pair_text(stem.stride)}")
+        parts.append(
+            f"the stem is a {stem.kernel_size[0]}x{stem.kernel_size[1]} conv with stride {pair_text(stem.stride)}"
+        )
     if has_maxpool:
         parts.append("there is a max pool")
     if not parts:
         return []
     factor = (stem.stride[0] if stem is not None else 1) * (2 if has_maxpool else 1)
-    return [f"{' and '.join(parts)}: an ImageNet-style stem, which shrinks a {size}x{size} image by {factor} before "
-            "the first stage (the ImageNet stem, 7x7 stride-2 conv + max pool, by 4). CIFAR nets use a 3x3 conv "
-            "with stride 1 and no max pool."]
+    return [
+        f"{' and '.join(parts)}: an ImageNet-style stem, which shrinks a {size}x{size} image by {factor} before "
+        "the first stage (the ImageNet stem, 7x7 stride-2 conv + max pool, by 4). CIFAR nets use a 3x3 conv "
+        "with stride 1 and no max pool."
+    ]
 
 
 def stage_lengths(model: nn.Module) -> list[int]:
@@ -230,7 +259,8 @@ def stage_lengths(model: nn.Module) -> list[int]:
 def fixed_pool_hints(model: nn.Module) -> list[str]:
     for name, m in model.named_modules():
         if isinstance(m, (nn.AvgPool2d, nn.MaxPool2d)) and m.kernel_size in (7, (7, 7)):
-            return [f"`{name}` is a fixed {type(m).__name__}(7): it only fits the 7x7 map that a 224x224 input leaves, "
-                    "so the net only accepts 224x224 inputs. Use global average pooling, nn.AdaptiveAvgPool2d(1)."]
+            return [
+                f"`{name}` is a fixed {type(m).__name__}(7): it only fits the 7x7 map that a 224x224 input leaves, "
+                "so the net only accepts 224x224 inputs. Use global average pooling, nn.AdaptiveAvgPool2d(1)."
+            ]
     return []
-

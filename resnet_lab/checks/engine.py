@@ -87,9 +87,11 @@ def _describe_exception(exc: BaseException) -> str:
 
 def not_done(checker: str, exc: BaseException) -> AssertionError:
     detail = _first_line(exc)
-    return short_in_notebooks(AssertionError(
-        f"{checker}: {HINT_NOT_DONE} (your code raised NotImplementedError{': ' + detail if detail else ''})"
-    ))
+    return short_in_notebooks(
+        AssertionError(
+            f"{checker}: {HINT_NOT_DONE} (your code raised NotImplementedError{': ' + detail if detail else ''})"
+        )
+    )
 
 
 def fmt_shape(shape: Sequence[int] | None) -> str:
@@ -123,8 +125,15 @@ def _describe_module(module: nn.Module) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def call_student(checker: str, where: str, what: str, fn: Callable[..., Any], *args: Any,
-          hints: Callable[[BaseException], list[str]] | None = None, **kwargs: Any) -> Any:
+def call_student(
+    checker: str,
+    where: str,
+    what: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    hints: Callable[[BaseException], list[str]] | None = None,
+    **kwargs: Any,
+) -> Any:
     """Call student code; NotImplementedError and every other exception become AssertionErrors."""
     try:
         return fn(*args, **kwargs)
@@ -139,14 +148,18 @@ def call_student(checker: str, where: str, what: str, fn: Callable[..., Any], *a
         raise fail(where, f"{what} raised {_describe_exception(exc)}", extra) from None
 
 
-def build(checker: str, where: str, call_text: str, factory: Callable[..., Any], *args: Any,
-           **kwargs: Any) -> nn.Module:
+def build(
+    checker: str, where: str, call_text: str, factory: Callable[..., Any], *args: Any, **kwargs: Any
+) -> nn.Module:
     module = call_student(checker, where, call_text, factory, *args, **kwargs)
     if isinstance(module, tuple) and module and isinstance(module[0], nn.Module):
         module = module[0]
     if not isinstance(module, nn.Module):
-        raise fail(where, f"{call_text} returned {type(module).__name__}, expected an nn.Module",
-                    "return the module you built (for a function: `return nn.Sequential(...)`)")
+        raise fail(
+            where,
+            f"{call_text} returned {type(module).__name__}, expected an nn.Module",
+            "return the module you built (for a function: `return nn.Sequential(...)`)",
+        )
     return module
 
 
@@ -189,8 +202,9 @@ class Tracer:
         t = args[0] if args and isinstance(args[0], torch.Tensor) else None
         if t is not None:
             self._keep.append(t)
-        self.calls.append(TracedCall(name, module, tuple(t.shape) if t is not None else None,
-                                t.data_ptr() if t is not None else None))
+        self.calls.append(
+            TracedCall(name, module, tuple(t.shape) if t is not None else None, t.data_ptr() if t is not None else None)
+        )
 
     def _post(self, name: str, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         if isinstance(out, torch.Tensor):
@@ -210,8 +224,13 @@ class Tracer:
         return None
 
 
-def forward(checker: str, where: str, module: nn.Module, x: torch.Tensor,
-             hints: Callable[[BaseException, Tracer], list[str]] | None = None) -> tuple[torch.Tensor, Tracer]:
+def forward(
+    checker: str,
+    where: str,
+    module: nn.Module,
+    x: torch.Tensor,
+    hints: Callable[[BaseException, Tracer], list[str]] | None = None,
+) -> tuple[torch.Tensor, Tracer]:
     """Run ``module`` on a copy of ``x`` in eval mode; report exceptions and in-place changes of the input."""
     module.eval()
     x_in = x.clone()
@@ -225,7 +244,9 @@ def forward(checker: str, where: str, module: nn.Module, x: torch.Tensor,
         raise
     except Exception as exc:  # noqa: BLE001
         extra = hints(exc, tracer) if hints else []
-        raise fail(where, f"your forward raised {_describe_exception(exc)}", extra or generic_error_hints(exc)) from None
+        raise fail(
+            where, f"your forward raised {_describe_exception(exc)}", extra or generic_error_hints(exc)
+        ) from None
     if not torch.equal(x_in, x):
         changed = "lost its negative values" if bool((x < 0).any()) and not bool((x_in < 0).any()) else "was changed"
         raise fail(
@@ -237,8 +258,9 @@ def forward(checker: str, where: str, module: nn.Module, x: torch.Tensor,
             "or use inplace=False.",
         )
     if not isinstance(out, torch.Tensor):
-        raise fail(where, f"your forward returned {type(out).__name__}, expected a tensor",
-                    "end forward with `return out`")
+        raise fail(
+            where, f"your forward returned {type(out).__name__}, expected a tensor", "end forward with `return out`"
+        )
     return out, tracer
 
 
@@ -248,15 +270,21 @@ def generic_error_hints(exc: BaseException) -> list[str]:
     if m:
         a, b, dim = m.groups()
         what = "channels" if dim == "1" else "height/width"
-        return [f"two tensors that are added (or combined) disagree in {what}: {a} vs {b}. "
-                "At a residual add the branch and the shortcut must have exactly the same shape."]
+        return [
+            f"two tensors that are added (or combined) disagree in {what}: {a} vs {b}. "
+            "At a residual add the branch and the shortcut must have exactly the same shape."
+        ]
     if "mat1 and mat2" in text:
-        return ["the classifier got a different number of features than it expects: "
-                "is the pooling before the fc layer global (nn.AdaptiveAvgPool2d(1))?"]
+        return [
+            "the classifier got a different number of features than it expects: "
+            "is the pooling before the fc layer global (nn.AdaptiveAvgPool2d(1))?"
+        ]
     m = _CONV_CHANNELS_RE.search(text)
     if m:
-        return [f"a convolution built for {m.group(2)} input channels received {m.group(3)}: "
-                "check the in_channels of each conv against the tensor it is applied to"]
+        return [
+            f"a convolution built for {m.group(2)} input channels received {m.group(3)}: "
+            "check the in_channels of each conv against the tensor it is applied to"
+        ]
     return []
 
 
@@ -266,7 +294,10 @@ def generic_error_hints(exc: BaseException) -> list[str]:
 
 
 def _has_state(module: nn.Module) -> bool:
-    return next(module.parameters(recurse=False), None) is not None or next(module.buffers(recurse=False), None) is not None
+    return (
+        next(module.parameters(recurse=False), None) is not None
+        or next(module.buffers(recurse=False), None) is not None
+    )
 
 
 def _signature(module: nn.Module) -> tuple[Any, ...]:
@@ -284,8 +315,9 @@ def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters(recurse=False))
 
 
-def _greedy_match(ref: list[tuple[str, nn.Module]], stu: list[tuple[str, nn.Module]],
-                  key: Callable[[nn.Module], Any] = _signature) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+def _greedy_match(
+    ref: list[tuple[str, nn.Module]], stu: list[tuple[str, nn.Module]], key: Callable[[nn.Module], Any] = _signature
+) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Pair each reference unit with the first unused student unit of the same signature."""
     used: set[int] = set()
     pairs, missing = [], []
@@ -311,8 +343,9 @@ def parameter_problem(student: nn.Module, reference: nn.Module, limit: int = 4) 
     lines = [f"parameter count: expected {total_r:,}, got {total_s:,}"]
     details = []
     # Align the two layer lists in registration order to say which layers differ.
-    matcher = difflib.SequenceMatcher(None, [_signature(m) for _, m in ref_units],
-                                      [_signature(m) for _, m in stu_units], autojunk=False)
+    matcher = difflib.SequenceMatcher(
+        None, [_signature(m) for _, m in ref_units], [_signature(m) for _, m in stu_units], autojunk=False
+    )
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
@@ -325,12 +358,15 @@ def parameter_problem(student: nn.Module, reference: nn.Module, limit: int = 4) 
             )
         for i in range(i1 + len(pairs), i2):
             rn, rm = ref_units[i]
-            details.append(f"missing a layer like the reference's `{rn}` ({_describe_module(rm)}, "
-                           f"{_count(rm):,} parameters)")
+            details.append(
+                f"missing a layer like the reference's `{rn}` ({_describe_module(rm)}, {_count(rm):,} parameters)"
+            )
         for j in range(j1 + len(pairs), j2):
             sn, sm = stu_units[j]
-            details.append(f"extra layer `{sn}` ({_describe_module(sm)}, {_count(sm):,} parameters) that the "
-                           "reference doesn't have")
+            details.append(
+                f"extra layer `{sn}` ({_describe_module(sm)}, {_count(sm):,} parameters) that the "
+                "reference doesn't have"
+            )
     if len(details) > limit:
         details = details[:limit] + [f"... and {len(details) - limit} more differences"]
     return "; ".join(lines + details)
@@ -379,8 +415,9 @@ def _copy_pairs(pairs: list[tuple[nn.Module, nn.Module]]) -> None:
                 st.copy_(rt)
 
 
-def _weight_matchings(reference: nn.Module, ref_tracer: Tracer, student: nn.Module,
-                      stu_tracer: Tracer) -> list[list[tuple[nn.Module, nn.Module]]]:
+def _weight_matchings(
+    reference: nn.Module, ref_tracer: Tracer, student: nn.Module, stu_tracer: Tracer
+) -> list[list[tuple[nn.Module, nn.Module]]]:
     """Candidate ways to pair the reference's layers with the student's (names may differ)."""
     candidates = []
     ref_forks, stu_forks = _fork_flags(ref_tracer), _fork_flags(stu_tracer)
@@ -468,8 +505,15 @@ class Diagnosis:
     after_trace: Callable[[Tracer, Tracer], None] | None = None
 
 
-def compare(checker: str, where: str, student: nn.Module, reference: nn.Module, x: torch.Tensor,
-            diagnosis: Diagnosis | None = None, extra_inputs: Sequence[torch.Tensor] = ()) -> None:
+def compare(
+    checker: str,
+    where: str,
+    student: nn.Module,
+    reference: nn.Module,
+    x: torch.Tensor,
+    diagnosis: Diagnosis | None = None,
+    extra_inputs: Sequence[torch.Tensor] = (),
+) -> None:
     """Parameters, then a traced forward, then outputs with weights copied (on ``x`` and ``extra_inputs``).
 
     ``x`` is a batch (N, C, H, W) for the module; ``diagnosis`` says how to explain a difference.
@@ -497,8 +541,11 @@ def compare(checker: str, where: str, student: nn.Module, reference: nn.Module, 
 
     candidates = _weight_matchings(reference, ref_tracer, student, stu_tracer)
     if not candidates:
-        raise fail(where, "could not pair your layers with the reference's (same parameter shapes, different roles)",
-                    static_hints() or ["build the layers in the same order as the reference: conv1, bn1, conv2, bn2, ..."])
+        raise fail(
+            where,
+            "could not pair your layers with the reference's (same parameter shapes, different roles)",
+            static_hints() or ["build the layers in the same order as the reference: conv1, bn1, conv2, bn2, ..."],
+        )
 
     first: Outcome | None = None
     for k, inputs in enumerate((x, *extra_inputs)):
@@ -513,8 +560,12 @@ def compare(checker: str, where: str, student: nn.Module, reference: nn.Module, 
             stu_out, tracer = forward(checker, where, student, inputs, on_error)
             if tuple(stu_out.shape) != tuple(ref_out.shape):
                 hints = (d.on_shape(tuple(stu_out.shape), tuple(ref_out.shape)) if d.on_shape else []) + static_hints()
-                raise fail(where, f"output shape for input {fmt_shape(inputs.shape)}: expected "
-                                   f"{fmt_shape(ref_out.shape)}, got {fmt_shape(stu_out.shape)}", hints)
+                raise fail(
+                    where,
+                    f"output shape for input {fmt_shape(inputs.shape)}: expected "
+                    f"{fmt_shape(ref_out.shape)}, got {fmt_shape(stu_out.shape)}",
+                    hints,
+                )
             if close(stu_out, ref_out):
                 matched = True
                 break
@@ -524,11 +575,13 @@ def compare(checker: str, where: str, student: nn.Module, reference: nn.Module, 
             assert first is not None
             hints = (d.on_mismatch(first) if d.on_mismatch else []) + static_hints()
             if not hints:
-                hints = ["check the order of operations against the reference: conv -> BN -> ReLU, conv -> BN, "
-                         "add the shortcut, then ReLU"]
-            raise fail(where, "shapes and parameter counts match, but the outputs differ (with the same weights)",
-                        hints)
-
+                hints = [
+                    "check the order of operations against the reference: conv -> BN -> ReLU, conv -> BN, "
+                    "add the shortcut, then ReLU"
+                ]
+            raise fail(
+                where, "shapes and parameter counts match, but the outputs differ (with the same weights)", hints
+            )
 
 
 # --------------------------------------------------------------------------------------
@@ -537,7 +590,8 @@ def compare(checker: str, where: str, student: nn.Module, reference: nn.Module, 
 
 Config = Any
 _RESULTS: contextvars.ContextVar[list[tuple[Config, AssertionError | None]] | None] = contextvars.ContextVar(
-    "resnet_lab_check_results", default=None)
+    "resnet_lab_check_results", default=None
+)
 
 
 @contextlib.contextmanager
@@ -571,7 +625,7 @@ def run_configs(configs: Sequence[Config], check_one: Callable[[Config], None]) 
                 raise
             results.append((config, exc))
             if HINT_NOT_DONE in str(exc):  # nothing to gain from trying the others
-                results.extend((c, exc) for c in configs[i + 1:])
+                results.extend((c, exc) for c in configs[i + 1 :])
                 raise
             first = first or exc
         else:

@@ -55,7 +55,7 @@ class Exercise:
 
     @property
     def kind(self) -> str:
-        """"class" or "function": what the student writes."""
+        """ "class" or "function": what the student writes."""
         return "class" if self.target[:1].isupper() else "function"
 
 
@@ -79,8 +79,11 @@ def _parse(source: str) -> ast.Module | None:
 def defined_names(source: str) -> tuple[str, ...]:
     """Top-level functions and classes a cell defines, in order."""
     tree = _parse(source)
-    return tuple(node.name for node in (tree.body if tree else [])
-                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+    return tuple(
+        node.name
+        for node in (tree.body if tree else [])
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    )
 
 
 def check_calls(source: str) -> list[tuple[str, str | None, dict[str, Any]]]:
@@ -88,8 +91,12 @@ def check_calls(source: str) -> list[tuple[str, str | None, dict[str, Any]]]:
     tree = _parse(source)
     calls = []
     for node in ast.walk(tree) if tree else []:
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "checks"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "checks"
+        ):
             target = node.args[0].id if node.args and isinstance(node.args[0], ast.Name) else None
             kwargs = {}
             for kw in node.keywords:
@@ -129,7 +136,7 @@ def read_exercises(nb: dict[str, Any], lesson: str) -> list[Exercise]:
             continue
         source = _source(cell)
         defines = defined_names(source)
-        check = next((c for c in cells[index + 1:] if c.get("cell_type") == "code" and CHECK_TAG in _tags(c)), None)
+        check = next((c for c in cells[index + 1 :] if c.get("cell_type") == "code" and CHECK_TAG in _tags(c)), None)
         calls = check_calls(_source(check)) if check is not None else []
         calls = [c for c in calls if c[1] in defines] or calls
         if not calls:
@@ -138,12 +145,19 @@ def read_exercises(nb: dict[str, Any], lesson: str) -> list[Exercise]:
         extra = cell.get("metadata", {}).get(HINTS_KEY, [])
         tier1 = first_tier(source)
         has_solution = BEGIN in source
-        found.append(Exercise(
-            name=name, lesson=lesson, target=target or (defines[0] if defines else name), defines=defines,
-            cell_id=cell.get("id"), check_cell_id=check.get("id") if check is not None else None,
-            check_kwargs=kwargs, hints=tuple(h for h in (tier1, *extra) if h),
-            source=solution_text(source) if has_solution else "",
-        ))
+        found.append(
+            Exercise(
+                name=name,
+                lesson=lesson,
+                target=target or (defines[0] if defines else name),
+                defines=defines,
+                cell_id=cell.get("id"),
+                check_cell_id=check.get("id") if check is not None else None,
+                check_kwargs=kwargs,
+                hints=tuple(h for h in (tier1, *extra) if h),
+                source=solution_text(source) if has_solution else "",
+            )
+        )
     return found
 
 

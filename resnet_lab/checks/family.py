@@ -10,6 +10,7 @@ the add, a grouped conv whose width forgets the groups.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+
 import torch
 from torch import nn
 
@@ -75,7 +76,11 @@ def _preact_parts(ref: BasicBlock, x: torch.Tensor) -> dict[str, torch.Tensor]:
         pre = torch.relu(ref.bn1(x))
         branch = ref.conv2(torch.relu(ref.bn2(ref.conv1(pre))))
         identity = x if ref.downsample is None else ref.downsample(pre)
-        post_branch = ref.bn2(ref.conv2(torch.relu(ref.bn1(ref.conv1(x))))) if ref.bn1.num_features == ref.conv1.out_channels else None
+        post_branch = (
+            ref.bn2(ref.conv2(torch.relu(ref.bn1(ref.conv1(x)))))
+            if ref.bn1.num_features == ref.conv1.out_channels
+            else None
+        )
     return {"pre": pre, "branch": branch, "identity": identity, "post_branch": post_branch}
 
 
@@ -85,16 +90,23 @@ def _preact_mismatch_hints(outcome: Outcome) -> list[str]:
     if close(y, torch.relu(outcome.ref_out)) or (bool((y >= 0).all()) and bool((outcome.ref_out < 0).any())):
         return [HINT_RELU_AFTER_ADD]
     if ref.downsample is None and close(y, parts["branch"] + parts["pre"]):
-        return ["your identity shortcut adds ReLU(BN(x)) instead of x: only a projection reads the pre-activated "
-                "input; an identity shortcut carries x itself, untouched"]
+        return [
+            "your identity shortcut adds ReLU(BN(x)) instead of x: only a projection reads the pre-activated "
+            "input; an identity shortcut carries x itself, untouched"
+        ]
     if close(y, parts["branch"]):
         return ["your output is F(x) alone: the shortcut is never added"]
-    if parts["post_branch"] is not None and (close(y, parts["post_branch"] + parts["identity"])
-                                             or close(y, parts["post_branch"] + x)):
-        return ["your branch is conv -> BN -> ReLU (the 2015 order): a pre-activation block puts BN -> ReLU "
-                "before each conv"]
-    return ["check the order: pre = ReLU(BN1(x)); out = conv2(ReLU(BN2(conv1(pre)))); return out + shortcut, "
-            "where a projection shortcut reads pre and an identity shortcut is x"]
+    if parts["post_branch"] is not None and (
+        close(y, parts["post_branch"] + parts["identity"]) or close(y, parts["post_branch"] + x)
+    ):
+        return [
+            "your branch is conv -> BN -> ReLU (the 2015 order): a pre-activation block puts BN -> ReLU "
+            "before each conv"
+        ]
+    return [
+        "check the order: pre = ReLU(BN1(x)); out = conv2(ReLU(BN2(conv1(pre)))); return out + shortcut, "
+        "where a projection shortcut reads pre and an identity shortcut is x"
+    ]
 
 
 def _preact_static_hints(model: nn.Module, in_channels: int, planes: int) -> list[str]:
@@ -102,8 +114,10 @@ def _preact_static_hints(model: nn.Module, in_channels: int, planes: int) -> lis
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     convs = [c for _, c in conv_layers(model) if c.kernel_size == (3, 3)]
     if bns and convs and in_channels != planes and bns[0].num_features == planes:
-        hints.append(f"your first BN has {planes} features, but in a pre-activation block it normalises the "
-                     f"block's input ({in_channels} channels): BN -> ReLU -> conv, so bn1 = BatchNorm2d(in_channels)")
+        hints.append(
+            f"your first BN has {planes} features, but in a pre-activation block it normalises the "
+            f"block's input ({in_channels} channels): BN -> ReLU -> conv, so bn1 = BatchNorm2d(in_channels)"
+        )
     return hints
 
 
@@ -124,8 +138,9 @@ def preact_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int
         call_text = f"{name}({in_channels}, {planes}, stride={stride})"
         where = f"{checker}, {call_text}"
         x = _gen_input((2, in_channels, 8, 8))
-        diagnosis = Diagnosis(static=lambda: _preact_static_hints(student, in_channels, planes),
-                              on_mismatch=_preact_mismatch_hints)
+        diagnosis = Diagnosis(
+            static=lambda: _preact_static_hints(student, in_channels, planes), on_mismatch=_preact_mismatch_hints
+        )
         first_failure: AssertionError | None = None
         for reference_cls in (BasicBlock, _PreactProjectsX):
             torch.manual_seed(SEED)
@@ -144,8 +159,11 @@ def preact_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs(block_configs, check_one)
-    passed(checker, f"{n_match(n)} resnet_lab.BasicBlock(..., preact=True) (shapes, parameter counts, outputs; "
-                    f"{_n_proj(block_configs)} with a projection shortcut)")
+    passed(
+        checker,
+        f"{n_match(n)} resnet_lab.BasicBlock(..., preact=True) (shapes, parameter counts, outputs; "
+        f"{_n_proj(block_configs)} with a projection shortcut)",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -155,8 +173,11 @@ def preact_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int
 
 def _excitation_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The student's two fully connected layers: Linear layers or 1x1 convs, in registration order."""
-    return [(n, m) for n, m in module.named_modules()
-            if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1))]
+    return [
+        (n, m)
+        for n, m in module.named_modules()
+        if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1))
+    ]
 
 
 def _copy_excitation(reference: SqueezeExcitation, layers: list[tuple[str, nn.Module]]) -> None:
@@ -220,29 +241,45 @@ def squeeze_excitation(cls: Callable[..., nn.Module], configs: Sequence[tuple[in
         squeezed = channels // reduction
         layers = _excitation_layers(student)
         if len(layers) != 2:
-            raise fail(where, f"found {len(layers)} fully connected layers (nn.Linear or 1x1 nn.Conv2d), expected 2",
-                       f"excitation = two layers: {channels} -> {squeezed} (= channels // reduction), ReLU, "
-                       f"{squeezed} -> {channels}, then a sigmoid")
+            raise fail(
+                where,
+                f"found {len(layers)} fully connected layers (nn.Linear or 1x1 nn.Conv2d), expected 2",
+                f"excitation = two layers: {channels} -> {squeezed} (= channels // reduction), ReLU, "
+                f"{squeezed} -> {channels}, then a sigmoid",
+            )
         (n1, l1), (n2, l2) = layers
         expected = [(channels, squeezed), (squeezed, channels)]
         got = [(_width(l1, "in"), _width(l1, "out")), (_width(l2, "in"), _width(l2, "out"))]
         if got != expected:
-            hint = (f"the squeeze layer should have channels // reduction = {channels} // {reduction} = {squeezed} "
-                    "units" if got[0][1] != squeezed else "the second layer maps the squeezed units back to all channels")
-            raise fail(where, f"layers `{n1}` {_layer_text(l1)} and `{n2}` {_layer_text(l2)}: expected "
-                              f"{channels} -> {squeezed} and {squeezed} -> {channels}", hint)
+            hint = (
+                f"the squeeze layer should have channels // reduction = {channels} // {reduction} = {squeezed} units"
+                if got[0][1] != squeezed
+                else "the second layer maps the squeezed units back to all channels"
+            )
+            raise fail(
+                where,
+                f"layers `{n1}` {_layer_text(l1)} and `{n2}` {_layer_text(l2)}: expected "
+                f"{channels} -> {squeezed} and {squeezed} -> {channels}",
+                hint,
+            )
         _copy_excitation(reference, layers)
         x = _gen_input((2, channels, 5, 5)) + 0.5
         y, _ = forward(checker, where, student, x)
         with torch.no_grad():
             expected_out = reference(x)
         if tuple(y.shape) != tuple(x.shape):
-            hints = (["you return the gates; the module returns the input rescaled by them: return x * gates"]
-                     if tuple(y.shape) in ((2, channels), (2, channels, 1, 1)) else [])
+            hints = (
+                ["you return the gates; the module returns the input rescaled by them: return x * gates"]
+                if tuple(y.shape) in ((2, channels), (2, channels, 1, 1))
+                else []
+            )
             raise fail(where, f"output shape {fmt_shape(y.shape)}, expected the input's {fmt_shape(x.shape)}", hints)
         if not close(y, expected_out):
-            raise fail(where, "layer shapes match, but the outputs differ (with the same weights)",
-                       _se_mismatch_hints(reference, x, y))
+            raise fail(
+                where,
+                "layer shapes match, but the outputs differ (with the same weights)",
+                _se_mismatch_hints(reference, x, y),
+            )
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs(cases, check_one)
@@ -276,9 +313,10 @@ class _ExcitationLike(nn.Module):
     def __init__(self, layers: list[nn.Module]) -> None:
         super().__init__()
         self.fc1, self.fc2 = (
-            (nn.Linear(l.in_features, l.out_features, bias=l.bias is not None) if isinstance(l, nn.Linear)
-             else nn.Conv2d(l.in_channels, l.out_channels, 1, bias=l.bias is not None))
-            for l in layers
+            (nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+             if isinstance(layer, nn.Linear)
+             else nn.Conv2d(layer.in_channels, layer.out_channels, 1, bias=layer.bias is not None))
+            for layer in layers
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -292,8 +330,11 @@ class _ExcitationLike(nn.Module):
 def _mirror_student_se(reference: BasicBlock, student: nn.Module, channels: int) -> None:
     """Give the reference an SE module shaped like the student's, so the layers pair up (styles differ)."""
     squeezed = channels // reference.se.reduction
-    layers = [m for _, m in _excitation_layers(student)
-              if (_width(m, "in"), _width(m, "out")) in ((channels, squeezed), (squeezed, channels))]
+    layers = [
+        m
+        for _, m in _excitation_layers(student)
+        if (_width(m, "in"), _width(m, "out")) in ((channels, squeezed), (squeezed, channels))
+    ]
     if len(layers) == 2 and (_width(layers[0], "out"), _width(layers[1], "in")) == (squeezed, squeezed):
         reference.se = _ExcitationLike(layers)
 
@@ -318,13 +359,22 @@ def se_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, in
         student = build(checker, where, call_text, cls, in_channels, planes, stride)
         _mirror_student_se(reference, student, planes)
         x = _gen_input((2, in_channels, 8, 8))
-        compare(checker, where, student, reference, x,
-                Diagnosis(static=lambda: padded_1x1_hints(student), on_mismatch=_se_block_mismatch_hints))
+        compare(
+            checker,
+            where,
+            student,
+            reference,
+            x,
+            Diagnosis(static=lambda: padded_1x1_hints(student), on_mismatch=_se_block_mismatch_hints),
+        )
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs(block_configs, check_one)
-    passed(checker, f"{n_match(n)} resnet_lab.BasicBlock(..., se=True) (shapes, parameter counts, outputs; "
-                    f"{_n_proj(block_configs)} with a projection shortcut)")
+    passed(
+        checker,
+        f"{n_match(n)} resnet_lab.BasicBlock(..., se=True) (shapes, parameter counts, outputs; "
+        f"{_n_proj(block_configs)} with a projection shortcut)",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -346,12 +396,16 @@ def _grouped_static_hints(model: nn.Module, planes: int, groups: int, base_width
                 f"width = int(planes * base_width / 64) * groups = int({planes} * {base_width} / 64) * {groups} = {width}"
             )
         elif conv.out_channels != width:
-            hints.append(f"`{name}` is {conv.out_channels} channels wide, expected int(planes * base_width / 64) * "
-                         f"groups = {width}")
+            hints.append(
+                f"`{name}` is {conv.out_channels} channels wide, expected int(planes * base_width / 64) * "
+                f"groups = {width}"
+            )
     return hints
 
 
-def grouped_bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, int, int, int]] | None = None) -> None:
+def grouped_bottleneck(
+    cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, int, int, int]] | None = None
+) -> None:
     """Check ``cls(in_channels, planes, stride=1, groups=1, base_width=64)``: a ResNeXt bottleneck.
 
     Compared with ``resnet_lab.Bottleneck`` (torchvision's meaning: the 3x3 conv has ``groups`` groups of
@@ -360,8 +414,9 @@ def grouped_bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[in
     """
     checker = "grouped_bottleneck"
     name = getattr(cls, "__name__", "your class")
-    block_configs = [tuple(c) for c in (configs or [(64, 16, 1, 32, 4), (64, 32, 2, 8, 8), (128, 32, 1, 32, 4),
-                                                    (64, 16, 1, 1, 64)])]
+    block_configs = [
+        tuple(c) for c in (configs or [(64, 16, 1, 32, 4), (64, 32, 2, 8, 8), (128, 32, 1, 32, 4), (64, 16, 1, 1, 64)])
+    ]
 
     def check_one(config: tuple[int, int, int, int, int]) -> None:
         in_channels, planes, stride, groups, base_width = config
@@ -370,11 +425,18 @@ def grouped_bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[in
         torch.manual_seed(SEED)
         reference = Bottleneck(in_channels, planes, stride, groups=groups, base_width=base_width)
         torch.manual_seed(SEED)
-        student = build(checker, where, call_text, cls, in_channels, planes, stride, groups=groups,
-                        base_width=base_width)
+        student = build(
+            checker, where, call_text, cls, in_channels, planes, stride, groups=groups, base_width=base_width
+        )
         x = _gen_input((2, in_channels, 8, 8))
-        compare(checker, where, student, reference, x,
-                Diagnosis(static=lambda: _grouped_static_hints(student, planes, groups, base_width)))
+        compare(
+            checker,
+            where,
+            student,
+            reference,
+            x,
+            Diagnosis(static=lambda: _grouped_static_hints(student, planes, groups, base_width)),
+        )
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs(block_configs, check_one)

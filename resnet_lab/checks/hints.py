@@ -73,8 +73,10 @@ def solution(name: str, confirm: bool | str | None = None) -> None:
         print(f"Not shown. Try checks.hint({exercise.name!r}) first, or answer yes to see the solution.")
         return
     if not exercise.source:
-        print(f"The solution of {exercise.name} is not on this machine: the lesson notebook "
-              f"notebooks/{exercise.lesson} was removed from this copy of the course. Ask your teacher.")
+        print(
+            f"The solution of {exercise.name} is not on this machine: the lesson notebook "
+            f"notebooks/{exercise.lesson} was removed from this copy of the course. Ask your teacher."
+        )
         return
     _SOLUTIONS_SHOWN.add(exercise.name)
     print(f"Solution for {exercise.name} (from notebooks/{exercise.lesson}):\n")

@@ -59,8 +59,12 @@ def stage(fn: Callable[..., Any], configs: Sequence[tuple] | None = None) -> Non
     """
     checker = "stage"
     name = getattr(fn, "__name__", "your function")
-    default = [(BasicBlock, 64, 64, 2, 1), (BasicBlock, 64, 128, 2, 2), (Bottleneck, 64, 64, 3, 1),
-               (Bottleneck, 256, 128, 2, 2)]
+    default = [
+        (BasicBlock, 64, 64, 2, 1),
+        (BasicBlock, 64, 128, 2, 2),
+        (Bottleneck, 64, 64, 3, 1),
+        (Bottleneck, 256, 128, 2, 2),
+    ]
     stage_configs = [(_BLOCKS.get(c[0], c[0]), *c[1:]) for c in (configs or default)]
 
     def check_one(config: tuple) -> None:
@@ -75,10 +79,19 @@ def stage(fn: Callable[..., Any], configs: Sequence[tuple] | None = None) -> Non
         if hints:
             raise fail(where, "the blocks of your stage don't match resnet_lab.make_stage", hints)
         x = torch.randn(2, in_channels, 8, 8, generator=torch.Generator().manual_seed(SEED + 1))
-        compare(checker, where, student, reference, x, Diagnosis(
-            static=lambda: padded_1x1_hints(student),
-            on_shape=lambda got, exp: ["only the first block strides; the stage's output has "
-                                       "planes * block.expansion channels"]))
+        compare(
+            checker,
+            where,
+            student,
+            reference,
+            x,
+            Diagnosis(
+                static=lambda: padded_1x1_hints(student),
+                on_shape=lambda got, exp: [
+                    "only the first block strides; the stage's output has planes * block.expansion channels"
+                ],
+            ),
+        )
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs(stage_configs, check_one)
@@ -101,9 +114,11 @@ def _cifar_static_hints(student: nn.Module, size: int) -> list[str]:
     hints = stem_hints(student, size)
     one_by_one = [n for n, c in conv_layers(student) if c.kernel_size == (1, 1)]
     if one_by_one:
-        hints.append(f"your net has 1x1 projection convs ({', '.join(one_by_one[:2])}, ...): the paper's "
-                     "CIFAR nets use option A shortcuts (subsample + zero-pad the extra channels, no "
-                     "parameters), e.g. resnet_lab.ZeroPadShortcut")
+        hints.append(
+            f"your net has 1x1 projection convs ({', '.join(one_by_one[:2])}, ...): the paper's "
+            "CIFAR nets use option A shortcuts (subsample + zero-pad the extra channels, no "
+            "parameters), e.g. resnet_lab.ZeroPadShortcut"
+        )
     return hints + padded_1x1_hints(student) + bias_hints(student)
 
 
@@ -133,18 +148,22 @@ def cifar_net(fn: Callable[..., nn.Module], configs: Sequence[tuple] | None = No
 
         if got != expected:
             problem = parameter_problem(student, reference) or ""
-            raise fail(where, f"ResNet-{depth} should have {expected:,} parameters, yours has {got:,}. {problem}",
-                       static())
+            raise fail(
+                where, f"ResNet-{depth} should have {expected:,} parameters, yours has {got:,}. {problem}", static()
+            )
         if size is None:
             return
 
         def maps(stu_tracer: Tracer, ref_tracer: Tracer) -> None:
             got_map, want_map = stu_tracer.last_conv_map(), ref_tracer.last_conv_map()
             if got_map is not None and want_map is not None and got_map[2:] != want_map[2:]:
-                raise fail(where, f"on {size}x{size} inputs the last feature map is {got_map[2]}x{got_map[3]}, "
-                                  f"expected {want_map[2]}x{want_map[3]} (maps of {size}, {size // 2}, "
-                                  f"{size // 4} in the three stages)",
-                           static() or ["only the first conv of stages 2 and 3 strides"])
+                raise fail(
+                    where,
+                    f"on {size}x{size} inputs the last feature map is {got_map[2]}x{got_map[3]}, "
+                    f"expected {want_map[2]}x{want_map[3]} (maps of {size}, {size // 2}, "
+                    f"{size // 4} in the three stages)",
+                    static() or ["only the first conv of stages 2 and 3 strides"],
+                )
 
         x = torch.randn(1, in_channels, size, size, generator=torch.Generator().manual_seed(SEED + 1))
         try:
@@ -166,18 +185,26 @@ def cifar_net(fn: Callable[..., nn.Module], configs: Sequence[tuple] | None = No
     with torch.random.fork_rng(devices=[]):
         run_configs([tuple(c) for c in (configs or default)], check_one)
     if configs:
-        passed(checker, f"{n_match(len(configs))} resnet_lab.cifar_resnet "
-                        "(parameter counts; shapes, feature maps and outputs where an input size is given)")
+        passed(
+            checker,
+            f"{n_match(len(configs))} resnet_lab.cifar_resnet "
+            "(parameter counts; shapes, feature maps and outputs where an input size is given)",
+        )
     else:
-        passed(checker, "ResNet-20 has 269,722 parameters and ResNet-56 853,018; ResNet-20 matches "
-                        "resnet_lab.cifar_resnet on 32x32 RGB and 28x28 grayscale inputs (shapes, feature maps, outputs)")
+        passed(
+            checker,
+            "ResNet-20 has 269,722 parameters and ResNet-56 853,018; ResNet-20 matches "
+            "resnet_lab.cifar_resnet on 32x32 RGB and 28x28 grayscale inputs (shapes, feature maps, outputs)",
+        )
 
 
 def _build_imagenet(checker: str, fn: Callable[..., nn.Module], depth: int) -> tuple[nn.Module, str]:
     name = getattr(fn, "__name__", "your function")
     try:
         params = inspect.signature(fn).parameters.values()
-        required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [
+            p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         takes_depth = bool(required) or any(p.name == "depth" or p.kind is p.VAR_POSITIONAL for p in params)
     except (TypeError, ValueError):
         takes_depth = True
@@ -196,9 +223,11 @@ def _bottleneck_channel_hints(student: nn.Module, expansion: int) -> list[str]:
             if first_out and second_in:
                 widest = max(c.out_channels for _, c in first_out)
                 if second_in[0][1].in_channels * expansion == widest:
-                    return [f"`{sname}.1` takes {second_in[0][1].in_channels} input channels, but `{sname}.0` "
-                            f"outputs {widest}: after a bottleneck, in_channels = planes * expansion "
-                            f"({second_in[0][1].in_channels} x {expansion})"]
+                    return [
+                        f"`{sname}.1` takes {second_in[0][1].in_channels} input channels, but `{sname}.0` "
+                        f"outputs {widest}: after a bottleneck, in_channels = planes * expansion "
+                        f"({second_in[0][1].in_channels} x {expansion})"
+                    ]
     return []
 
 
@@ -221,38 +250,66 @@ def imagenet_resnet(fn: Callable[..., nn.Module], depth: int = 50) -> None:
         where = f"{checker}, {text}"
         lengths = stage_lengths(student)
         if len(lengths) == 4 and lengths != list(layers):
-            raise fail(where, f"blocks per stage: expected {list(layers)}, got {lengths}",
-                       f"ResNet-{depth} has {list(layers)} {block.__name__} blocks in its four stages "
-                       "(Table 1 of the paper)")
+            raise fail(
+                where,
+                f"blocks per stage: expected {list(layers)}, got {lengths}",
+                f"ResNet-{depth} has {list(layers)} {block.__name__} blocks in its four stages (Table 1 of the paper)",
+            )
 
         def static() -> list[str]:
-            return fixed_pool_hints(student) + padded_1x1_hints(student) + _bottleneck_channel_hints(
-                student, block.expansion)
+            return (
+                fixed_pool_hints(student)
+                + padded_1x1_hints(student)
+                + _bottleneck_channel_hints(student, block.expansion)
+            )
 
         if fixed_pool_hints(student):
             # Run 160x160 first: a fixed pool fails there even when 224x224 works.
             x160 = torch.randn(1, 3, 160, 160, generator=torch.Generator().manual_seed(SEED + 1))
             forward(checker, where, student, x160, lambda exc, tracer: ["your net fails on a 160x160 input"] + static())
             raise fail(where, "your head has a fixed-size pooling window", static())
-        any_size = ("a ResNet must accept any input size of at least 32x32: is there a fixed 7x7 pooling "
-                    "(AvgPool2d(7), F.avg_pool2d(x, 7)) in the head? Use global average pooling, "
-                    "nn.AdaptiveAvgPool2d(1).")
+        any_size = (
+            "a ResNet must accept any input size of at least 32x32: is there a fixed 7x7 pooling "
+            "(AvgPool2d(7), F.avg_pool2d(x, 7)) in the head? Use global average pooling, "
+            "nn.AdaptiveAvgPool2d(1)."
+        )
         small = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(SEED))
         x224 = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED + 1))
-        compare(checker, where, student, reference, small,
-                Diagnosis(static=static, on_error=lambda exc, tracer: [any_size] + static()), extra_inputs=[x224])
+        compare(
+            checker,
+            where,
+            student,
+            reference,
+            small,
+            Diagnosis(static=static, on_error=lambda exc, tracer: [any_size] + static()),
+            extra_inputs=[x224],
+        )
         for size in ACCEPT_SIZES:
             x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(SEED + size))
-            out, _ = forward(checker, where, student, x,
-                             lambda exc, tracer, size=size: [f"your net works on 224x224 but fails on {size}x{size}",
-                                                             any_size] + static())
+            out, _ = forward(
+                checker,
+                where,
+                student,
+                x,
+                lambda exc, tracer, size=size: (
+                    [f"your net works on 224x224 but fails on {size}x{size}", any_size] + static()
+                ),
+            )
             if tuple(out.shape) != (1, 1000):
-                raise fail(where, f"output shape for a {size}x{size} input: expected (1, 1000), got "
-                                  f"{fmt_shape(out.shape)}", [any_size])
+                raise fail(
+                    where,
+                    f"output shape for a {size}x{size} input: expected (1, 1000), got {fmt_shape(out.shape)}",
+                    [any_size],
+                )
     total = count_parameters(reference)
     sizes = " and ".join(f"{s}x{s}" for s in ACCEPT_SIZES)
-    passed(checker, f"ResNet-{depth} matches resnet_lab.resnet{depth} (blocks per stage {list(layers)}, "
-                    f"{total:,} parameters, outputs at 224x224 and 64x64; also accepts {sizes})")
+    passed(
+        checker,
+        f"ResNet-{depth} matches resnet_lab.resnet{depth} (blocks per stage {list(layers)}, "
+        f"{total:,} parameters, outputs at 224x224 and 64x64; also accepts {sizes})",
+    )
+
+
 def small_input_net(model: nn.Module, size: int = 32, min_map: int = 4) -> None:
     """Check that ``model`` suits small images: on ``size`` x ``size`` inputs its last feature map is >= ``min_map``.
 
@@ -275,9 +332,15 @@ def small_input_net(model: nn.Module, size: int = 32, min_map: int = 4) -> None:
     assert shape is not None
     h, w = shape[2], shape[3]
     if min(h, w) < min_map:
-        raise fail(where, f"on {size}x{size} inputs the last feature map is {h}x{w}: the last stage has almost "
-                           "nothing left to look at",
-                    stem_hints(model, size) or ["too much downsampling for small images: use a 3x3 stride-1 stem "
-                                                 "and no max pool (resnet_lab.cifar_resnet)"])
+        raise fail(
+            where,
+            f"on {size}x{size} inputs the last feature map is {h}x{w}: the last stage has almost "
+            "nothing left to look at",
+            stem_hints(model, size)
+            or [
+                "too much downsampling for small images: use a 3x3 stride-1 stem "
+                "and no max pool (resnet_lab.cifar_resnet)"
+            ],
+        )
     # A diagnostic for any model, not an exercise: it states the one property it measured.
     print(f"✓ {checker}: on {size}x{size} inputs the last feature map is {h}x{w} (at least {min_map}x{min_map})")

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ..checks.exercises import NOTEBOOKS, Exercise, all_exercises
-from .report import CsvReport, bar_chart, summary
 from . import worker
+from .report import CsvReport, bar_chart, summary
 from .worker import NOTEBOOK_FAILED, Limits
 
 __all__ = ["find_submissions", "load_hidden", "grade_class", "main"]
@@ -52,7 +52,7 @@ def _lesson_of(path: Path, lessons: list[str]) -> str | None:
         return None
     at = text.find(_NOTE_RE)
     if at >= 0:
-        name = text[at + len(_NOTE_RE):].split("`", 1)[0]
+        name = text[at + len(_NOTE_RE) :].split("`", 1)[0]
         return name if name in lessons else None
     return None
 
@@ -70,8 +70,10 @@ def _student_of(path: Path, root: Path, lesson: str | None) -> str:
 def find_submissions(root: Path, lessons: list[str]) -> list[tuple[str, Path, str | None]]:
     """(student, notebook, lesson or None) for every ``.ipynb`` under ``root``, sorted by student and name."""
     if not root.is_dir():
-        raise GradeError(f"{root} is not a folder: pass the folder that holds the submitted notebooks "
-                         "(one sub-folder per student, or files named like alice_02_basic_block.ipynb)")
+        raise GradeError(
+            f"{root} is not a folder: pass the folder that holds the submitted notebooks "
+            "(one sub-folder per student, or files named like alice_02_basic_block.ipynb)"
+        )
     found = []
     for path in sorted(root.rglob("*.ipynb")):
         if ".ipynb_checkpoints" in path.parts:
@@ -91,7 +93,7 @@ def load_hidden(path: Path | None, exercises: list[Exercise]) -> dict[str, list[
         raise GradeError(f"cannot read the hidden checks file {path}: {exc}") from None
     known = {e.name for e in exercises}
     if not isinstance(data, dict):
-        raise GradeError(f"{path}: expected a JSON object {{\"exercise\": [configuration, ...]}}")
+        raise GradeError(f'{path}: expected a JSON object {{"exercise": [configuration, ...]}}')
     for name, configs in data.items():
         if name not in known:
             raise GradeError(f"{path}: unknown exercise {name!r}; the exercises are {', '.join(sorted(known))}")
@@ -101,8 +103,14 @@ def load_hidden(path: Path | None, exercises: list[Exercise]) -> dict[str, list[
 
 
 def _spec(exercise: Exercise, hidden: dict[str, list[Any]]) -> dict[str, Any]:
-    return {"exercise": exercise.name, "target": exercise.target, "kind": exercise.kind,
-            "cell_id": exercise.cell_id, "kwargs": exercise.check_kwargs, "hidden": hidden.get(exercise.name)}
+    return {
+        "exercise": exercise.name,
+        "target": exercise.target,
+        "kind": exercise.kind,
+        "cell_id": exercise.cell_id,
+        "kwargs": exercise.check_kwargs,
+        "hidden": hidden.get(exercise.name),
+    }
 
 
 def _run_worker(notebook: Path, specs: list[dict[str, Any]], limits: Limits) -> dict[str, Any]:
@@ -110,26 +118,46 @@ def _run_worker(notebook: Path, specs: list[dict[str, Any]], limits: Limits) -> 
     hard_limit = limits.notebook_seconds + limits.check_seconds * max(1, len(specs)) + 60
     with tempfile.TemporaryDirectory(prefix="resnet-lab-job-") as tmp:
         job, out = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job.write_text(json.dumps({"notebook": str(notebook.resolve()), "exercises": specs,
-                                   "limits": asdict(limits)}), encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, str(Path(worker.__file__)), str(job), str(out)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        job.write_text(
+            json.dumps({"notebook": str(notebook.resolve()), "exercises": specs, "limits": asdict(limits)}),
+            encoding="utf-8",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(worker.__file__)), str(job), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             _, stderr = proc.communicate(timeout=hard_limit)
-            problem = "" if proc.returncode == 0 else (
-                f"the grader's worker failed: {stderr.decode(errors='replace').strip().splitlines()[-1:]}")
+            problem = (
+                ""
+                if proc.returncode == 0
+                else (f"the grader's worker failed: {stderr.decode(errors='replace').strip().splitlines()[-1:]}")
+            )
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             problem = f"stopped after {hard_limit:.0f} s (the notebook's hard time limit)"
         if not problem and out.exists():
             return json.loads(out.read_text(encoding="utf-8"))
-    return {"run": problem, "seconds": hard_limit, "exercises": [
-        {"exercise": s["exercise"], "status": NOTEBOOK_FAILED, "detail": problem} for s in specs]}
+    return {
+        "run": problem,
+        "seconds": hard_limit,
+        "exercises": [{"exercise": s["exercise"], "status": NOTEBOOK_FAILED, "detail": problem} for s in specs],
+    }
 
 
-def grade_class(root: Path, report_path: Path, *, lessons_dir: Path = NOTEBOOKS, hidden_path: Path | None = None,
-                limits: Limits | None = None, chart_path: Path | None = None, log: Any = print) -> list[dict[str, Any]]:
+def grade_class(
+    root: Path,
+    report_path: Path,
+    *,
+    lessons_dir: Path = NOTEBOOKS,
+    hidden_path: Path | None = None,
+    limits: Limits | None = None,
+    chart_path: Path | None = None,
+    log: Any = print,
+) -> list[dict[str, Any]]:
     """Grade every submission under ``root``; write the CSV (row by row) and the chart; return the rows."""
     limits = limits or Limits()
     exercises = list(all_exercises(lessons_dir))
@@ -141,26 +169,52 @@ def grade_class(root: Path, report_path: Path, *, lessons_dir: Path = NOTEBOOKS,
         for number, (student, notebook, lesson) in enumerate(submissions, start=1):
             name = notebook.relative_to(root).as_posix()
             if lesson is None:
-                report.add({"student": student, "notebook": name, "exercise": "?", "status": NOTEBOOK_FAILED,
-                            "detail": "not a student copy of a lesson with exercises (name or note cell not "
-                                      f"recognised; lessons: {', '.join(lessons)})", "checks_passed": 0,
-                            "checks_total": 0, "hidden_passed": 0, "hidden_total": 0, "seconds": 0})
+                report.add(
+                    {
+                        "student": student,
+                        "notebook": name,
+                        "exercise": "?",
+                        "status": NOTEBOOK_FAILED,
+                        "detail": "not a student copy of a lesson with exercises (name or note cell not "
+                        f"recognised; lessons: {', '.join(lessons)})",
+                        "checks_passed": 0,
+                        "checks_total": 0,
+                        "hidden_passed": 0,
+                        "hidden_total": 0,
+                        "seconds": 0,
+                    }
+                )
                 log(f"[{number}/{len(submissions)}] {name}: lesson not recognised")
                 continue
             specs = [_spec(e, hidden) for e in exercises if e.lesson == lesson]
             started = time.monotonic()
             result = _run_worker(notebook, specs, limits)
             for outcome in result["exercises"]:
-                report.add({"checks_passed": 0, "checks_total": 0, "hidden_passed": 0, "hidden_total": 0,
-                            "hints_used": 0, "solution_revealed": False, "seconds": 0,
-                            **outcome, "student": student, "notebook": name, "run": result["run"]})
+                report.add(
+                    {
+                        "checks_passed": 0,
+                        "checks_total": 0,
+                        "hidden_passed": 0,
+                        "hidden_total": 0,
+                        "hints_used": 0,
+                        "solution_revealed": False,
+                        "seconds": 0,
+                        **outcome,
+                        "student": student,
+                        "notebook": name,
+                        "run": result["run"],
+                    }
+                )
             statuses = ", ".join(f"{o['exercise']} {o['status']}" for o in result["exercises"])
             log(f"[{number}/{len(submissions)}] {name}: {statuses} ({time.monotonic() - started:.1f} s)")
     finally:
         report.close()
     if report.rows:
-        bar_chart(report.rows, chart_path or report_path.with_suffix(".png"),
-                  title=f"How the class did ({len({r['student'] for r in report.rows})} students)")
+        bar_chart(
+            report.rows,
+            chart_path or report_path.with_suffix(".png"),
+            title=f"How the class did ({len({r['student'] for r in report.rows})} students)",
+        )
     return report.rows
 
 
@@ -174,16 +228,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600, help="seconds for all cells of one notebook")
     parser.add_argument("--cell-timeout", type=float, default=120, help="seconds for one cell")
     parser.add_argument("--check-timeout", type=float, default=120, help="seconds for one exercise's checker")
-    parser.add_argument("--quick", action="store_true",
-                        help="run only the imports and the exercise cells (much faster; other cells are skipped)")
-    parser.add_argument("--full-mode", action="store_true",
-                        help="run notebooks without RESNET_LAB_FAST=1 (as the students did; slower)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="run only the imports and the exercise cells (much faster; other cells are skipped)",
+    )
+    parser.add_argument(
+        "--full-mode", action="store_true", help="run notebooks without RESNET_LAB_FAST=1 (as the students did; slower)"
+    )
     args = parser.parse_args(argv)
-    limits = Limits(notebook_seconds=args.timeout, cell_seconds=args.cell_timeout, check_seconds=args.check_timeout,
-                    quick=args.quick, fast=not args.full_mode)
+    limits = Limits(
+        notebook_seconds=args.timeout,
+        cell_seconds=args.cell_timeout,
+        check_seconds=args.check_timeout,
+        quick=args.quick,
+        fast=not args.full_mode,
+    )
     try:
-        rows = grade_class(args.submissions, args.report, lessons_dir=args.lessons, hidden_path=args.hidden,
-                           limits=limits, chart_path=args.chart)
+        rows = grade_class(
+            args.submissions,
+            args.report,
+            lessons_dir=args.lessons,
+            hidden_path=args.hidden,
+            limits=limits,
+            chart_path=args.chart,
+        )
     except GradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

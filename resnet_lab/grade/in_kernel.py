@@ -74,8 +74,14 @@ def grade(namespace: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     from resnet_lab.checks.engine import HINT_NOT_DONE
 
     start = time.perf_counter()
-    out: dict[str, Any] = {"exercise": spec["exercise"], "checks_passed": 0, "checks_total": 0,
-                           "hidden_passed": 0, "hidden_total": 0, "detail": ""}
+    out: dict[str, Any] = {
+        "exercise": spec["exercise"],
+        "checks_passed": 0,
+        "checks_total": 0,
+        "hidden_passed": 0,
+        "hidden_total": 0,
+        "detail": "",
+    }
     obj = namespace.get(spec["lookup"])
     if obj is None:
         out.update(status=MISSING, detail=f"{spec['lookup']} is not defined after running the notebook")
@@ -92,8 +98,7 @@ def grade(namespace: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
             if error is None and h_error is not None:
                 out["detail"] = "hidden checks: " + _summary(h_error)
         if not_done:
-            out.update(status=NOT_ATTEMPTED, detail="the stub still raises NotImplementedError",
-                       checks_passed=0)
+            out.update(status=NOT_ATTEMPTED, detail="the stub still raises NotImplementedError", checks_passed=0)
         elif error is not None:
             out.update(status=FAILED, detail=_summary(error))
         elif out["hidden_passed"] < out["hidden_total"]:

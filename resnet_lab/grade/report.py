@@ -8,12 +8,31 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ["student", "notebook", "exercise", "status", "score", "checks_passed", "checks_total",
-           "hidden_passed", "hidden_total", "hints_used", "solution_revealed", "seconds", "detail", "run"]
+COLUMNS = [
+    "student",
+    "notebook",
+    "exercise",
+    "status",
+    "score",
+    "checks_passed",
+    "checks_total",
+    "hidden_passed",
+    "hidden_total",
+    "hints_used",
+    "solution_revealed",
+    "seconds",
+    "detail",
+    "run",
+]
 STATUSES = ["passed", "failed", "not attempted", "missing", "error", "timed out", "notebook failed"]
 _COLOURS = {  # Okabe-Ito, colour-blind safe
-    "passed": "#009E73", "failed": "#D55E00", "not attempted": "#BBBBBB", "missing": "#CC79A7",
-    "error": "#E69F00", "timed out": "#56B4E9", "notebook failed": "#000000",
+    "passed": "#009E73",
+    "failed": "#D55E00",
+    "not attempted": "#BBBBBB",
+    "missing": "#CC79A7",
+    "error": "#E69F00",
+    "timed out": "#56B4E9",
+    "notebook failed": "#000000",
 }
 
 
@@ -65,8 +84,11 @@ def summary(rows: Iterable[dict[str, Any]]) -> str:
         mine = [r for r in rows if r["exercise"] == exercise]
         counts = Counter(r["status"] for r in mine)
         mean = sum(float(r["score"]) for r in mine) / len(mine)
-        lines.append(f"{exercise:<{width}}" + "".join(f"{counts.get(s, 0):>{max(len(s), 6) + 2}}" for s in used)
-                     + f"{mean:>12.2f}")
+        lines.append(
+            f"{exercise:<{width}}"
+            + "".join(f"{counts.get(s, 0):>{max(len(s), 6) + 2}}" for s in used)
+            + f"{mean:>12.2f}"
+        )
     students = len({r["student"] for r in rows})
     lines.append(f"{students} students, {len(rows)} graded exercises")
     return "\n".join(lines)

@@ -161,7 +161,9 @@ class Kernel:
         self.km = KernelManager()
         self.km._kernel_spec = KernelSpec(  # this interpreter, whatever kernelspecs are installed
             argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            language="python", display_name="resnet-lab grader")
+            language="python",
+            display_name="resnet-lab grader",
+        )
         self.km.start_kernel(cwd=cwd, env=env)
         self.kc = self.km.client()
         self.kc.start_channels()
@@ -186,7 +188,9 @@ class Kernel:
                 interrupted_at = now
                 status = "timeout"
             if interrupted_at is not None and now > interrupted_at + 10:
-                return CellRun(index, "dead", now - start, "the kernel did not respond to an interrupt", "".join(stdout))
+                return CellRun(
+                    index, "dead", now - start, "the kernel did not respond to an interrupt", "".join(stdout)
+                )
             try:
                 msg = self.kc.get_iopub_msg(timeout=0.2)
             except queue.Empty:
@@ -243,9 +247,20 @@ def grade_notebook(path: Path, exercises: list[dict[str, Any]], limits: Limits) 
 
     def finish(status: str, detail: str, plans: list[dict[str, Any]] | None = None) -> NotebookRun:
         for p in plans or [dict(e, lookup=e["target"], note="") for e in exercises]:
-            result.exercises.append({"exercise": p["exercise"], "status": status, "detail": detail,
-                                     "checks_passed": 0, "checks_total": 0, "hidden_passed": 0, "hidden_total": 0,
-                                     "hints_used": 0, "solution_revealed": False, "seconds": 0.0})
+            result.exercises.append(
+                {
+                    "exercise": p["exercise"],
+                    "status": status,
+                    "detail": detail,
+                    "checks_passed": 0,
+                    "checks_total": 0,
+                    "hidden_passed": 0,
+                    "hidden_total": 0,
+                    "hints_used": 0,
+                    "solution_revealed": False,
+                    "seconds": 0.0,
+                }
+            )
         result.seconds = round(time.monotonic() - start, 1)
         return result
 
@@ -279,18 +294,32 @@ def grade_notebook(path: Path, exercises: list[dict[str, Any]], limits: Limits) 
                 again = _execute(kernel, nb, before, budget_end, limits, [])
                 runs = {**again, crashed: runs[crashed]}
                 dead = not kernel.alive() or any(r.status == "dead" for r in again.values())
-                notes.append(f"the cells before cell {crashed} were run again in a fresh kernel to check the "
-                             "exercises defined there")
+                notes.append(
+                    f"the cells before cell {crashed} were run again in a fresh kernel to check the "
+                    "exercises defined there"
+                )
             for p in plans:
                 cell_run = runs.get(p["cell"]) if p["cell"] is not None else None
-                base = {"exercise": p["exercise"], "checks_passed": 0, "checks_total": 0, "hidden_passed": 0,
-                        "hidden_total": 0, "seconds": 0.0}
+                base = {
+                    "exercise": p["exercise"],
+                    "checks_passed": 0,
+                    "checks_total": 0,
+                    "hidden_passed": 0,
+                    "hidden_total": 0,
+                    "seconds": 0.0,
+                }
                 if cell_run is not None and cell_run.status == "dead":
-                    outcome = {**base, "status": NOTEBOOK_FAILED, "detail": f"the kernel died in this exercise's cell "
-                                                                            f"({cell_run.index})"}
+                    outcome = {
+                        **base,
+                        "status": NOTEBOOK_FAILED,
+                        "detail": f"the kernel died in this exercise's cell ({cell_run.index})",
+                    }
                 elif p["cell"] is not None and p["cell"] > max(runs, default=-1):
-                    outcome = {**base, "status": NOTEBOOK_FAILED,
-                               "detail": "its cell was not run (the notebook stopped before it; see run)"}
+                    outcome = {
+                        **base,
+                        "status": NOTEBOOK_FAILED,
+                        "detail": "its cell was not run (the notebook stopped before it; see run)",
+                    }
                 elif dead or not kernel.alive():
                     dead = True
                     outcome = {**base, "status": NOTEBOOK_FAILED, "detail": "the kernel died before this was checked"}
@@ -299,15 +328,21 @@ def grade_notebook(path: Path, exercises: list[dict[str, Any]], limits: Limits) 
                 elif cell_run is not None and cell_run.status == "error":
                     outcome = {**base, "status": ERROR, "detail": f"the exercise cell raised {cell_run.error}"}
                 else:
-                    spec = {"exercise": p["exercise"], "lookup": p["lookup"], "kwargs": p.get("kwargs") or {},
-                            "hidden": p.get("hidden")}
+                    spec = {
+                        "exercise": p["exercise"],
+                        "lookup": p["lookup"],
+                        "kwargs": p.get("kwargs") or {},
+                        "hidden": p.get("hidden"),
+                    }
                     code = f"import resnet_lab.grade.in_kernel as _rl_grade; _rl_grade.report(globals(), {spec!r})"
                     run = kernel.run(code, -1, limits.check_seconds)
                     outcome = _parse_marker(run.stdout)
                     if outcome is None:
                         if run.status == "timeout":
-                            detail = (f"the checker did not finish within {limits.check_seconds:.0f} s "
-                                      "(an endless loop in the student's code?)")
+                            detail = (
+                                f"the checker did not finish within {limits.check_seconds:.0f} s "
+                                "(an endless loop in the student's code?)"
+                            )
                             outcome = {**base, "status": TIMED_OUT, "detail": detail}
                         elif run.status == "dead":
                             outcome = {**base, "status": NOTEBOOK_FAILED, "detail": f"while checking: {run.error}"}
@@ -338,15 +373,17 @@ def grade_notebook(path: Path, exercises: list[dict[str, Any]], limits: Limits) 
     return result
 
 
-def _execute(kernel: Kernel, nb: dict[str, Any], indices: list[int], budget_end: float, limits: Limits,
-             notes: list[str]) -> dict[int, CellRun]:
+def _execute(
+    kernel: Kernel, nb: dict[str, Any], indices: list[int], budget_end: float, limits: Limits, notes: list[str]
+) -> dict[int, CellRun]:
     """Run the cells ``indices`` in order until one kills the kernel or the time is up; note what went wrong."""
     runs: dict[int, CellRun] = {}
     for index in indices:
         remaining = budget_end - time.monotonic()
         if remaining <= 0:
-            notes.append(f"stopped at cell {index}: the notebook's time limit of {limits.notebook_seconds:.0f} s "
-                         "was used up")
+            notes.append(
+                f"stopped at cell {index}: the notebook's time limit of {limits.notebook_seconds:.0f} s was used up"
+            )
             break
         run = kernel.run(_source(nb["cells"][index]), index, min(limits.cell_seconds, remaining))
         runs[index] = run
@@ -361,7 +398,7 @@ def _parse_marker(stdout: str) -> dict[str, Any] | None:
     for line in stdout.splitlines():
         if line.startswith(MARK):
             try:
-                return json.loads(line[len(MARK):])
+                return json.loads(line[len(MARK) :])
             except ValueError:
                 return None
     return None

@@ -60,10 +60,12 @@ class PageProblems:
     external_requests: list[str] = field(default_factory=list)
 
     def all(self) -> list[str]:
-        return ([f"console error: {m}" for m in self.console_errors]
-                + [f"uncaught exception: {m}" for m in self.page_errors]
-                + [f"failed request: {m}" for m in self.failed_requests]
-                + [f"request to the internet (must work offline): {m}" for m in self.external_requests])
+        return (
+            [f"console error: {m}" for m in self.console_errors]
+            + [f"uncaught exception: {m}" for m in self.page_errors]
+            + [f"failed request: {m}" for m in self.failed_requests]
+            + [f"request to the internet (must work offline): {m}" for m in self.external_requests]
+        )
 
     def clear(self) -> None:
         for problems in (self.console_errors, self.page_errors, self.failed_requests, self.external_requests):
@@ -82,8 +84,14 @@ def watch(page, allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> 
             problems.failed_requests.append(f"{request.url} ({request.failure})")
 
     page.on("requestfailed", request_failed)
-    page.on("response", lambda response: problems.failed_requests.append(f"{response.url} (HTTP {response.status})")
-            if response.status >= 400 else None)
+    page.on(
+        "response",
+        lambda response: (
+            problems.failed_requests.append(f"{response.url} (HTTP {response.status})")
+            if response.status >= 400
+            else None
+        ),
+    )
 
     def route(route) -> None:
         url = route.request.url

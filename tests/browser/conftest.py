@@ -19,18 +19,22 @@ from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, find_chromium, skip_or_fai
 def chromium_path() -> str:
     path = find_chromium()
     if path is None:
-        skip_or_fail("no Chromium found (Debian/Ubuntu: sudo apt-get install chromium fonts-noto-cjk; "
-                     "or set RESNET_LAB_CHROMIUM=/path/to/chromium)")
+        skip_or_fail(
+            "no Chromium found (Debian/Ubuntu: sudo apt-get install chromium fonts-noto-cjk; "
+            "or set RESNET_LAB_CHROMIUM=/path/to/chromium)"
+        )
     return path
 
 
 @pytest.fixture(scope="module")  # closed after each test file: no Chromium left running under nbval
-def browser(chromium_path: str) -> Iterator["object"]:
+def browser(chromium_path: str) -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        skip_or_fail("Playwright for Python is not installed (pip install -r requirements-site.txt; "
-                     "do not run `playwright install`: the system Chromium is used)")
+        skip_or_fail(
+            "Playwright for Python is not installed (pip install -r requirements-site.txt; "
+            "do not run `playwright install`: the system Chromium is used)"
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
         yield browser

@@ -24,9 +24,19 @@ import pytest
 from browser_helpers import REPO, VENV, assert_cjk_font, fonts_rendering, skip_or_fail, watch
 
 RUN_TIMEOUT_MS = int(os.environ.get("RESNET_LAB_RUN_TIMEOUT_MS", 240_000))
-COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "artifacts", "__pycache__", ".ipynb_checkpoints",
-                                     "*.egg-info", ".pytest_cache", "FashionMNIST", "cifar-10-batches-py",
-                                     "checkpoints")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "build",
+    "artifacts",
+    "__pycache__",
+    ".ipynb_checkpoints",
+    "*.egg-info",
+    ".pytest_cache",
+    "FashionMNIST",
+    "cifar-10-batches-py",
+    "checkpoints",
+)
 
 
 @dataclass
@@ -56,16 +66,27 @@ def lab(tmp_path_factory, chromium_path: str) -> Iterator[Lab]:
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ)
     # Keep the tester's own Jupyter config, settings and workspaces out; the course's .jupyter/ still applies.
-    for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTERLAB_SETTINGS_DIR", "settings"),
-                      ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"), ("JUPYTER_RUNTIME_DIR", "runtime")):
+    for name, sub in (
+        ("JUPYTER_CONFIG_DIR", "config"),
+        ("JUPYTERLAB_SETTINGS_DIR", "settings"),
+        ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
+        ("JUPYTER_RUNTIME_DIR", "runtime"),
+    ):
         (tmp / sub).mkdir()
         env[name] = str(tmp / sub)
     env.pop("JUPYTER_CONFIG_PATH", None)
-    lab_args = (f'--port={port} --ServerApp.port_retries=0 --ServerApp.ip=127.0.0.1 '
-                f'--IdentityProvider.token={token} --ServerApp.browser="echo RESNET_LAB_OPEN %s"')
+    lab_args = (
+        f"--port={port} --ServerApp.port_retries=0 --ServerApp.ip=127.0.0.1 "
+        f'--IdentityProvider.token={token} --ServerApp.browser="echo RESNET_LAB_OPEN %s"'
+    )
     process = subprocess.Popen(
         ["make", "--no-print-directory", "-o", "setup", "lab", f"VENV={VENV}", f"LAB_ARGS={lab_args}"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     output: list[str] = []
     opened = threading.Event()
@@ -121,8 +142,8 @@ class KernelErrors:
             message = json.loads(payload)
             return message["header"]["msg_type"], message.get("content", {})
         count = int.from_bytes(payload[:8], "little")
-        offsets = [int.from_bytes(payload[8 * (i + 1): 8 * (i + 2)], "little") for i in range(count)]
-        parts = [payload[offsets[i]: offsets[i + 1]] for i in range(count - 1)]
+        offsets = [int.from_bytes(payload[8 * (i + 1) : 8 * (i + 2)], "little") for i in range(count)]
+        parts = [payload[offsets[i] : offsets[i + 1]] for i in range(count - 1)]
         # parts: channel, header, parent_header, metadata, content, buffers...
         return json.loads(parts[1])["msg_type"], json.loads(parts[4])
 
@@ -171,7 +192,9 @@ def code_cells(page, notebook: Path) -> list[dict]:
     )
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     assert len(shown) == len(cells), f"the page shows {len(shown)} cells, {notebook.name} has {len(cells)}"
-    return [{"source": "".join(cell["source"]), **view} for cell, view in zip(cells, shown, strict=True) if view["code"]]
+    return [
+        {"source": "".join(cell["source"]), **view} for cell, view in zip(cells, shown, strict=True) if view["code"]
+    ]
 
 
 def news_toasts(page) -> list[str]:
@@ -197,8 +220,9 @@ def test_make_lab_shows_the_repo_and_runs_00_without_errors(lab: Lab, page, arti
     restart_and_run_all(page)
     print(f"00_start_here run all: {time.perf_counter() - started:.1f} s")
     cells = code_cells(page, lab.root / "notebooks" / "00_start_here.ipynb")
-    tracebacks = [c["source"][:60] for c in cells
-                  if "Traceback" in c["output"] or "Error" in c["output"].split("\n")[-1]]
+    tracebacks = [
+        c["source"][:60] for c in cells if "Traceback" in c["output"] or "Error" in c["output"].split("\n")[-1]
+    ]
     assert not kernel.errors and not tracebacks, f"errors while running 00: {kernel.errors} in cells {tracebacks}"
     unnumbered = [c["source"][:60] for c in cells if not re.search(r"\[\d+\]", c["prompt"])]
     assert not unnumbered, f"cells that did not run: {unnumbered}"
@@ -238,6 +262,8 @@ def test_student_copy_check_cell_gives_a_friendly_hint(lab: Lab, page, artifacts
     lines = [line for line in output.splitlines() if line.strip()]
     internal = [line for line in lines if "checks.py" in line or "_call(" in line or "site-packages" in line]
     assert len(lines) <= 12 and not internal, f"a wall of traceback ({len(lines)} lines) around the hint:\n{output}"
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell", has_text="checks.residual_unit(").first.scroll_into_view_if_needed()
+    page.locator(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell", has_text="checks.residual_unit("
+    ).first.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "lab-student-check-hint.png"))
     assert not problems.all(), "\n".join(problems.all())

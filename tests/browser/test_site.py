@@ -54,7 +54,10 @@ def site(tmp_path_factory, chromium_path: str) -> Path:
     started = time.perf_counter()
     result = subprocess.run(
         ["make", "--no-print-directory", "-o", "setup-site", "site", f"VENV={VENV}", f"SITE_DIR={out}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     print(f"make site: {time.perf_counter() - started:.1f} s")
     assert result.returncode == 0, f"make site failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
@@ -64,6 +67,7 @@ def site(tmp_path_factory, chromium_path: str) -> Path:
 @pytest.fixture(scope="session")
 def site_url(site: Path) -> Iterator[str]:
     """Serve the built site on 127.0.0.1 (a free port) for the length of the session."""
+
     class QuietHandler(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass
@@ -123,7 +127,9 @@ def test_lesson_page_shows_its_figures_and_math(site_url: str, page, notebook: P
 
     expected = image_outputs(notebook)
     figures = page.locator(".cell_output img")
-    assert figures.count() == expected, f"{figures.count()} figures on the page, {expected} image outputs in the notebook"
+    assert figures.count() == expected, (
+        f"{figures.count()} figures on the page, {expected} image outputs in the notebook"
+    )
     for i in range(expected):
         figure = figures.nth(i)
         figure.scroll_into_view_if_needed()
