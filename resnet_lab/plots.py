@@ -55,6 +55,32 @@ def _training_curve(history: Mapping[str, Any], per: str) -> tuple[list[float], 
     return history["epoch"], history["train_error"], "epoch"
 
 
+def _degradation_panels(nets: Mapping[str, Any], ax: Axes | None) -> tuple[Figure, list[Axes], list[bool]]:
+    """The figure, one panel per kind of net present (plain first, then residual) and those kinds.
+
+    With ``ax`` every panel is that axes and the figure is ``ax``'s; otherwise a new figure with shared y-axis.
+    """
+    kinds = [kind for kind in (False, True) if any(net["residual"] == kind for net in nets.values())]
+    if ax is None:
+        fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4), sharey=True, squeeze=False)
+        return fig, list(axes[0]), kinds
+    return ax.figure, [ax] * len(kinds), kinds
+
+
+def _nets_of_kind(nets: Mapping[str, Any], residual: bool) -> list[tuple[str, Any]]:
+    """(name, net) for the nets of ``nets`` that are residual (or plain), in order."""
+    return [(name, net) for name, net in nets.items() if net["residual"] == residual]
+
+
+def _label_panel(panel: Axes, residual: bool, xlabel: str) -> None:
+    """Title, x label (integer ticks per epoch) and grid of one degradation panel."""
+    panel.set_title("residual nets (solid)" if residual else "plain nets (dashed)")
+    panel.set_xlabel(xlabel)
+    if xlabel == "epoch":
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+    panel.grid(alpha=0.3)
+
+
 def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: Axes | None = None) -> Figure:
     """Figure 6 style: training error of plain nets (dashed) and ResNets (solid) against iterations.
 
@@ -69,27 +95,16 @@ def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: A
     without a suptitle, so it can hold other panels.
     """
     nets = record["nets"]
-    kinds = [kind for kind in (False, True) if any(net["residual"] == kind for net in nets.values())]
-    if ax is None:
-        fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4), sharey=True, squeeze=False)
-        axes = list(axes[0])
-    else:
-        fig, axes = ax.figure, [ax] * len(kinds)
+    fig, axes, kinds = _degradation_panels(nets, ax)
     xlabel = "epoch"
     for panel, residual in zip(axes, kinds):
-        for name, net in nets.items():
-            if net["residual"] != residual:
-                continue
+        for name, net in _nets_of_kind(nets, residual):
             x, y, xlabel = _training_curve(net["history"], per)
             panel.plot(
                 x, y, linestyle="-" if residual else "--", linewidth=1.8 if residual else 1.5,
                 color=DEPTH_COLOURS.get(net["depth"]), label=f"{name}: {net['final']['train_error']:.1f} % over its last epoch",
             )  # fmt: skip
-        panel.set_title("residual nets (solid)" if residual else "plain nets (dashed)")
-        panel.set_xlabel(xlabel)
-        if xlabel == "epoch":
-            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
-        panel.grid(alpha=0.3)
+        _label_panel(panel, residual, xlabel)
         panel.legend()
     axes[0].set_ylabel("training error (%)")
     dataset = record.get("dataset", {}).get("name", "")
@@ -179,28 +194,17 @@ def plot_degradation_seeds(record: Mapping[str, Any], *, per: str = "iteration",
     """
     runs = record["runs"]
     first = next(iter(runs.values()))["nets"]
-    kinds = [kind for kind in (False, True) if any(net["residual"] == kind for net in first.values())]
-    if ax is None:
-        fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4), sharey=True, squeeze=False)
-        axes = list(axes[0])
-    else:
-        fig, axes = ax.figure, [ax] * len(kinds)
+    fig, axes, kinds = _degradation_panels(first, ax)
     xlabel = "epoch"
     for panel, residual in zip(axes, kinds):
-        for name, net in first.items():
-            if net["residual"] != residual:
-                continue
+        for name, net in _nets_of_kind(first, residual):
             x, mean, low, high, xlabel = _seed_curves(runs, name, per)
             finals = [run["nets"][name]["final"]["train_error"] for run in runs.values()]
             colour = DEPTH_COLOURS.get(net["depth"])
             panel.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
             panel.plot(x, mean, linestyle="-" if residual else "--", linewidth=1.8 if residual else 1.5, color=colour,
                        label=f"{name}: final {sum(finals) / len(finals):.1f}% ({min(finals):.1f}-{max(finals):.1f})")  # fmt: skip
-        panel.set_title("residual nets (solid)" if residual else "plain nets (dashed)")
-        panel.set_xlabel(xlabel)
-        if xlabel == "epoch":
-            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
-        panel.grid(alpha=0.3)
+        _label_panel(panel, residual, xlabel)
         panel.legend(title=f"mean of {len(runs)} seeds; band: min to max")
     axes[0].set_ylabel("training error (%)")
     dataset = next(iter(runs.values()))["dataset"]["name"]

@@ -56,6 +56,20 @@ def _n_proj(configs: Sequence[tuple[int, int, int]], expansion: int = 1) -> int:
     return sum(1 for cin, planes, stride in configs if stride != 1 or cin != planes * expansion)
 
 
+def _run_basic_variant(
+    checker: str, flag: str, block_configs: Sequence[tuple[int, int, int]], check_one: Callable[..., None]
+) -> None:
+    """Run ``check_one`` on every config (the caller's random stream left untouched), then report a pass
+    against ``resnet_lab.BasicBlock(..., <flag>=True)``."""
+    with torch.random.fork_rng(devices=[]):
+        n = run_configs(block_configs, check_one)
+    passed(
+        checker,
+        f"{n_match(n)} resnet_lab.BasicBlock(..., {flag}=True) (shapes, parameter counts, outputs; "
+        f"{_n_proj(block_configs)} with a projection shortcut)",
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Pre-activation block
 # --------------------------------------------------------------------------------------
@@ -157,13 +171,7 @@ def preact_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int
         assert first_failure is not None
         raise first_failure
 
-    with torch.random.fork_rng(devices=[]):
-        n = run_configs(block_configs, check_one)
-    passed(
-        checker,
-        f"{n_match(n)} resnet_lab.BasicBlock(..., preact=True) (shapes, parameter counts, outputs; "
-        f"{_n_proj(block_configs)} with a projection shortcut)",
-    )
+    _run_basic_variant(checker, "preact", block_configs, check_one)
 
 
 # --------------------------------------------------------------------------------------
@@ -368,13 +376,7 @@ def se_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, in
             Diagnosis(static=lambda: padded_1x1_hints(student), on_mismatch=_se_block_mismatch_hints),
         )
 
-    with torch.random.fork_rng(devices=[]):
-        n = run_configs(block_configs, check_one)
-    passed(
-        checker,
-        f"{n_match(n)} resnet_lab.BasicBlock(..., se=True) (shapes, parameter counts, outputs; "
-        f"{_n_proj(block_configs)} with a projection shortcut)",
-    )
+    _run_basic_variant(checker, "se", block_configs, check_one)
 
 
 # --------------------------------------------------------------------------------------
