@@ -217,6 +217,18 @@ def plot_degradation_seeds(record: Mapping[str, Any], *, per: str = "iteration",
     return fig
 
 
+def _finish_log_plot(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Log y-axis, labels, title, grid and legend on ``ax``; lays out ``fig`` and returns it."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def plot_layer_gradient_norms(curves: Mapping[str, Mapping[str, float]], *, title: str, ax: Axes | None = None,
                               residual: Mapping[str, bool] | None = None) -> Figure:  # fmt: skip
     """Gradient norm per weight layer (x: layer index in forward order; y: log scale), one line per entry of ``curves``.
@@ -231,14 +243,7 @@ def plot_layer_gradient_norms(curves: Mapping[str, Mapping[str, float]], *, titl
     for label, norms in curves.items():
         style = KIND_STYLE.get(residual.get(label)) if residual else None
         ax.plot(range(1, len(norms) + 1), list(norms.values()), marker=".", label=label, **(style or {}))
-    ax.set_yscale("log")
-    ax.set_xlabel("weight layer (1 = first conv, last = fc)")
-    ax.set_ylabel("gradient norm ||dL/dW||")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish_log_plot(fig, ax, "weight layer (1 = first conv, last = fc)", "gradient norm ||dL/dW||", title)
 
 
 def plot_lesions(single: Mapping[str, Mapping[str, float]], random: Mapping[str, Mapping[int, Any]],
@@ -308,14 +313,7 @@ def plot_loss_lines(lines: Mapping[str, Mapping[str, Any]], *, residual: Mapping
         fig = ax.figure
     for label, line in lines.items():
         ax.plot(line["alpha"], line["loss"], marker=".", label=label, **KIND_STYLE[residual[label]])
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("training loss (cross-entropy, log scale)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish_log_plot(fig, ax, xlabel, "training loss (cross-entropy, log scale)", title)
 
 
 def plot_loss_contours(
