@@ -56,6 +56,16 @@ def _n_proj(configs: Sequence[tuple[int, int, int]], expansion: int = 1) -> int:
     return sum(1 for cin, planes, stride in configs if stride != 1 or cin != planes * expansion)
 
 
+def _seeded_pair(
+    make_reference: Callable[[], nn.Module], make_student: Callable[[], nn.Module]
+) -> tuple[nn.Module, nn.Module]:
+    """(reference, student), each built right after ``torch.manual_seed(SEED)``, reference first."""
+    torch.manual_seed(SEED)
+    reference = make_reference()
+    torch.manual_seed(SEED)
+    return reference, make_student()
+
+
 def _run_basic_variant(
     checker: str, flag: str, block_configs: Sequence[tuple[int, int, int]], check_one: Callable[..., None]
 ) -> None:
@@ -157,10 +167,10 @@ def preact_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int
         )
         first_failure: AssertionError | None = None
         for reference_cls in (BasicBlock, _PreactProjectsX):
-            torch.manual_seed(SEED)
-            reference = reference_cls(in_channels, planes, stride, preact=True, shortcut="B")
-            torch.manual_seed(SEED)
-            student = build(checker, where, call_text, cls, in_channels, planes, stride)
+            reference, student = _seeded_pair(
+                lambda ref=reference_cls: ref(in_channels, planes, stride, preact=True, shortcut="B"),
+                lambda: build(checker, where, call_text, cls, in_channels, planes, stride),
+            )
             try:
                 compare(checker, where, student, reference, x, diagnosis)
                 return
@@ -361,20 +371,14 @@ def se_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, in
         in_channels, planes, stride = config
         call_text = f"{name}({in_channels}, {planes}, stride={stride})"
         where = f"{checker}, {call_text}"
-        torch.manual_seed(SEED)
-        reference = BasicBlock(in_channels, planes, stride, se=True)
-        torch.manual_seed(SEED)
-        student = build(checker, where, call_text, cls, in_channels, planes, stride)
+        reference, student = _seeded_pair(
+            lambda: BasicBlock(in_channels, planes, stride, se=True),
+            lambda: build(checker, where, call_text, cls, in_channels, planes, stride),
+        )
         _mirror_student_se(reference, student, planes)
         x = _gen_input((2, in_channels, 8, 8))
-        compare(
-            checker,
-            where,
-            student,
-            reference,
-            x,
-            Diagnosis(static=lambda: padded_1x1_hints(student), on_mismatch=_se_block_mismatch_hints),
-        )
+        diagnosis = Diagnosis(static=lambda: padded_1x1_hints(student), on_mismatch=_se_block_mismatch_hints)
+        compare(checker, where, student, reference, x, diagnosis)
 
     _run_basic_variant(checker, "se", block_configs, check_one)
 
@@ -424,21 +428,15 @@ def grouped_bottleneck(
         in_channels, planes, stride, groups, base_width = config
         call_text = f"{name}({in_channels}, {planes}, stride={stride}, groups={groups}, base_width={base_width})"
         where = f"{checker}, {call_text}"
-        torch.manual_seed(SEED)
-        reference = Bottleneck(in_channels, planes, stride, groups=groups, base_width=base_width)
-        torch.manual_seed(SEED)
-        student = build(
-            checker, where, call_text, cls, in_channels, planes, stride, groups=groups, base_width=base_width
+        reference, student = _seeded_pair(
+            lambda: Bottleneck(in_channels, planes, stride, groups=groups, base_width=base_width),
+            lambda: build(
+                checker, where, call_text, cls, in_channels, planes, stride, groups=groups, base_width=base_width
+            ),
         )
         x = _gen_input((2, in_channels, 8, 8))
-        compare(
-            checker,
-            where,
-            student,
-            reference,
-            x,
-            Diagnosis(static=lambda: _grouped_static_hints(student, planes, groups, base_width)),
-        )
+        diagnosis = Diagnosis(static=lambda: _grouped_static_hints(student, planes, groups, base_width))
+        compare(checker, where, student, reference, x, diagnosis)
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs(block_configs, check_one)
