@@ -55,6 +55,32 @@ def _training_curve(history: Mapping[str, Any], per: str) -> tuple[list[float], 
     return history["epoch"], history["train_error"], "epoch"
 
 
+def _degradation_panels(nets: Mapping[str, Any], ax: Axes | None) -> tuple[Figure, list[Axes], list[bool]]:
+    """The figure, one panel per kind of net present (plain first, then residual) and those kinds.
+
+    With ``ax`` every panel is that axes and the figure is ``ax``'s; otherwise a new figure with shared y-axis.
+    """
+    kinds = [kind for kind in (False, True) if any(net["residual"] == kind for net in nets.values())]
+    if ax is None:
+        fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4), sharey=True, squeeze=False)
+        return fig, list(axes[0]), kinds
+    return ax.figure, [ax] * len(kinds), kinds
+
+
+def _nets_of_kind(nets: Mapping[str, Any], residual: bool) -> list[tuple[str, Any]]:
+    """(name, net) for the nets of ``nets`` that are residual (or plain), in order."""
+    return [(name, net) for name, net in nets.items() if net["residual"] == residual]
+
+
+def _label_panel(panel: Axes, residual: bool, xlabel: str) -> None:
+    """Title, x label (integer ticks per epoch) and grid of one degradation panel."""
+    panel.set_title("residual nets (solid)" if residual else "plain nets (dashed)")
+    panel.set_xlabel(xlabel)
+    if xlabel == "epoch":
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+    panel.grid(alpha=0.3)
+
+
 def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: Axes | None = None) -> Figure:
     """Figure 6 style: training error of plain nets (dashed) and ResNets (solid) against iterations.
 
@@ -69,27 +95,16 @@ def plot_degradation(record: Mapping[str, Any], *, per: str = "iteration", ax: A
     without a suptitle, so it can hold other panels.
     """
     nets = record["nets"]
-    kinds = [kind for kind in (False, True) if any(net["residual"] == kind for net in nets.values())]
-    if ax is None:
-        fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4), sharey=True, squeeze=False)
-        axes = list(axes[0])
-    else:
-        fig, axes = ax.figure, [ax] * len(kinds)
+    fig, axes, kinds = _degradation_panels(nets, ax)
     xlabel = "epoch"
     for panel, residual in zip(axes, kinds):
-        for name, net in nets.items():
-            if net["residual"] != residual:
-                continue
+        for name, net in _nets_of_kind(nets, residual):
             x, y, xlabel = _training_curve(net["history"], per)
             panel.plot(
                 x, y, linestyle="-" if residual else "--", linewidth=1.8 if residual else 1.5,
                 color=DEPTH_COLOURS.get(net["depth"]), label=f"{name}: {net['final']['train_error']:.1f} % over its last epoch",
             )  # fmt: skip
-        panel.set_title("residual nets (solid)" if residual else "plain nets (dashed)")
-        panel.set_xlabel(xlabel)
-        if xlabel == "epoch":
-            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
-        panel.grid(alpha=0.3)
+        _label_panel(panel, residual, xlabel)
         panel.legend()
     axes[0].set_ylabel("training error (%)")
     dataset = record.get("dataset", {}).get("name", "")
@@ -179,28 +194,17 @@ def plot_degradation_seeds(record: Mapping[str, Any], *, per: str = "iteration",
     """
     runs = record["runs"]
     first = next(iter(runs.values()))["nets"]
-    kinds = [kind for kind in (False, True) if any(net["residual"] == kind for net in first.values())]
-    if ax is None:
-        fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4), sharey=True, squeeze=False)
-        axes = list(axes[0])
-    else:
-        fig, axes = ax.figure, [ax] * len(kinds)
+    fig, axes, kinds = _degradation_panels(first, ax)
     xlabel = "epoch"
     for panel, residual in zip(axes, kinds):
-        for name, net in first.items():
-            if net["residual"] != residual:
-                continue
+        for name, net in _nets_of_kind(first, residual):
             x, mean, low, high, xlabel = _seed_curves(runs, name, per)
             finals = [run["nets"][name]["final"]["train_error"] for run in runs.values()]
             colour = DEPTH_COLOURS.get(net["depth"])
             panel.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
             panel.plot(x, mean, linestyle="-" if residual else "--", linewidth=1.8 if residual else 1.5, color=colour,
                        label=f"{name}: final {sum(finals) / len(finals):.1f}% ({min(finals):.1f}-{max(finals):.1f})")  # fmt: skip
-        panel.set_title("residual nets (solid)" if residual else "plain nets (dashed)")
-        panel.set_xlabel(xlabel)
-        if xlabel == "epoch":
-            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
-        panel.grid(alpha=0.3)
+        _label_panel(panel, residual, xlabel)
         panel.legend(title=f"mean of {len(runs)} seeds; band: min to max")
     axes[0].set_ylabel("training error (%)")
     dataset = next(iter(runs.values()))["dataset"]["name"]
@@ -209,6 +213,18 @@ def plot_degradation_seeds(record: Mapping[str, Any], *, per: str = "iteration",
         fig.suptitle(text)
     else:
         ax.set_title(text)
+    fig.tight_layout()
+    return fig
+
+
+def _finish_log_plot(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Log y-axis, labels, title, grid and legend on ``ax``; lays out ``fig`` and returns it."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
     fig.tight_layout()
     return fig
 
@@ -227,14 +243,7 @@ def plot_layer_gradient_norms(curves: Mapping[str, Mapping[str, float]], *, titl
     for label, norms in curves.items():
         style = KIND_STYLE.get(residual.get(label)) if residual else None
         ax.plot(range(1, len(norms) + 1), list(norms.values()), marker=".", label=label, **(style or {}))
-    ax.set_yscale("log")
-    ax.set_xlabel("weight layer (1 = first conv, last = fc)")
-    ax.set_ylabel("gradient norm ||dL/dW||")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish_log_plot(fig, ax, "weight layer (1 = first conv, last = fc)", "gradient norm ||dL/dW||", title)
 
 
 def plot_lesions(single: Mapping[str, Mapping[str, float]], random: Mapping[str, Mapping[int, Any]],
@@ -304,14 +313,7 @@ def plot_loss_lines(lines: Mapping[str, Mapping[str, Any]], *, residual: Mapping
         fig = ax.figure
     for label, line in lines.items():
         ax.plot(line["alpha"], line["loss"], marker=".", label=label, **KIND_STYLE[residual[label]])
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("training loss (cross-entropy, log scale)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish_log_plot(fig, ax, xlabel, "training loss (cross-entropy, log scale)", title)
 
 
 def plot_loss_contours(

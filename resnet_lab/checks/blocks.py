@@ -171,25 +171,40 @@ def _with_projections(projecting: int) -> str:
     return f"; {projecting} with a projection shortcut" if projecting else ""
 
 
+def _check_standard_block(
+    checker: str,
+    cls: Callable[..., nn.Module],
+    reference: type[nn.Module],
+    configs: Sequence[tuple[int, int, int]],
+    expansion: int,
+) -> None:
+    """Compare ``cls(in_channels, planes, stride)`` with ``reference`` (BasicBlock: expansion 1, Bottleneck: 4)
+    on each (in_channels, planes, stride) of ``configs``, with a shortcut, then report the pass."""
+    block_configs = [(*c[:3], True) for c in configs]
+    n = _check_blocks(
+        checker,
+        cls,
+        reference,
+        block_configs,
+        call_args=lambda c: ((c[0], c[1], c[2]), {}),
+        label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
+        bottleneck=expansion == 4,
+        size=8,
+    )
+    passed(
+        checker,
+        f"{n_match(n)} resnet_lab.{reference.__name__} (shapes, parameter counts, "
+        f"outputs{_with_projections(_projections(block_configs, expansion))})",
+    )
+
+
 def basic_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, int]] | None = None) -> None:
     """Check ``cls(in_channels, planes, stride=1)`` (option B shortcut) against ``resnet_lab.BasicBlock``.
 
     ``configs``: (in_channels, planes, stride) triples; by default four, three of them projecting.
     """
-    block_configs = [(*c[:3], True) for c in (configs or [(64, 64, 1), (64, 128, 2), (32, 64, 1), (64, 64, 2)])]
-    n = _check_blocks(
-        "basic_block",
-        cls,
-        BasicBlock,
-        block_configs,
-        call_args=lambda c: ((c[0], c[1], c[2]), {}),
-        label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
-        bottleneck=False,
-    )
-    passed(
-        "basic_block",
-        f"{n_match(n)} resnet_lab.BasicBlock "
-        f"(shapes, parameter counts, outputs{_with_projections(_projections(block_configs))})",
+    _check_standard_block(
+        "basic_block", cls, BasicBlock, configs or [(64, 64, 1), (64, 128, 2), (32, 64, 1), (64, 64, 2)], expansion=1
     )
 
 
@@ -205,21 +220,8 @@ def bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, 
             f"expansion is {expansion}, expected 4",
             "a bottleneck's last 1x1 conv widens to 4 x planes",
         )
-    block_configs = [(*c[:3], True) for c in (configs or [(64, 64, 1), (256, 64, 1), (256, 128, 2), (512, 128, 1)])]
-    n = _check_blocks(
-        "bottleneck",
-        cls,
-        Bottleneck,
-        block_configs,
-        call_args=lambda c: ((c[0], c[1], c[2]), {}),
-        label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
-        bottleneck=True,
-        size=8,
-    )
-    passed(
-        "bottleneck",
-        f"{n_match(n)} resnet_lab.Bottleneck (shapes, parameter counts, "
-        f"outputs{_with_projections(_projections(block_configs, 4))})",
+    _check_standard_block(
+        "bottleneck", cls, Bottleneck, configs or [(64, 64, 1), (256, 64, 1), (256, 128, 2), (512, 128, 1)], expansion=4
     )
 
 

@@ -56,6 +56,30 @@ def _n_proj(configs: Sequence[tuple[int, int, int]], expansion: int = 1) -> int:
     return sum(1 for cin, planes, stride in configs if stride != 1 or cin != planes * expansion)
 
 
+def _seeded_pair(
+    make_reference: Callable[[], nn.Module], make_student: Callable[[], nn.Module]
+) -> tuple[nn.Module, nn.Module]:
+    """(reference, student), each built right after ``torch.manual_seed(SEED)``, reference first."""
+    torch.manual_seed(SEED)
+    reference = make_reference()
+    torch.manual_seed(SEED)
+    return reference, make_student()
+
+
+def _run_basic_variant(
+    checker: str, flag: str, block_configs: Sequence[tuple[int, int, int]], check_one: Callable[..., None]
+) -> None:
+    """Run ``check_one`` on every config (the caller's random stream left untouched), then report a pass
+    against ``resnet_lab.BasicBlock(..., <flag>=True)``."""
+    with torch.random.fork_rng(devices=[]):
+        n = run_configs(block_configs, check_one)
+    passed(
+        checker,
+        f"{n_match(n)} resnet_lab.BasicBlock(..., {flag}=True) (shapes, parameter counts, outputs; "
+        f"{_n_proj(block_configs)} with a projection shortcut)",
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Pre-activation block
 # --------------------------------------------------------------------------------------
@@ -143,10 +167,10 @@ def preact_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int
         )
         first_failure: AssertionError | None = None
         for reference_cls in (BasicBlock, _PreactProjectsX):
-            torch.manual_seed(SEED)
-            reference = reference_cls(in_channels, planes, stride, preact=True, shortcut="B")
-            torch.manual_seed(SEED)
-            student = build(checker, where, call_text, cls, in_channels, planes, stride)
+            reference, student = _seeded_pair(
+                lambda ref=reference_cls: ref(in_channels, planes, stride, preact=True, shortcut="B"),
+                lambda: build(checker, where, call_text, cls, in_channels, planes, stride),
+            )
             try:
                 compare(checker, where, student, reference, x, diagnosis)
                 return
@@ -157,13 +181,7 @@ def preact_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int
         assert first_failure is not None
         raise first_failure
 
-    with torch.random.fork_rng(devices=[]):
-        n = run_configs(block_configs, check_one)
-    passed(
-        checker,
-        f"{n_match(n)} resnet_lab.BasicBlock(..., preact=True) (shapes, parameter counts, outputs; "
-        f"{_n_proj(block_configs)} with a projection shortcut)",
-    )
+    _run_basic_variant(checker, "preact", block_configs, check_one)
 
 
 # --------------------------------------------------------------------------------------
@@ -353,28 +371,16 @@ def se_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, in
         in_channels, planes, stride = config
         call_text = f"{name}({in_channels}, {planes}, stride={stride})"
         where = f"{checker}, {call_text}"
-        torch.manual_seed(SEED)
-        reference = BasicBlock(in_channels, planes, stride, se=True)
-        torch.manual_seed(SEED)
-        student = build(checker, where, call_text, cls, in_channels, planes, stride)
+        reference, student = _seeded_pair(
+            lambda: BasicBlock(in_channels, planes, stride, se=True),
+            lambda: build(checker, where, call_text, cls, in_channels, planes, stride),
+        )
         _mirror_student_se(reference, student, planes)
         x = _gen_input((2, in_channels, 8, 8))
-        compare(
-            checker,
-            where,
-            student,
-            reference,
-            x,
-            Diagnosis(static=lambda: padded_1x1_hints(student), on_mismatch=_se_block_mismatch_hints),
-        )
+        diagnosis = Diagnosis(static=lambda: padded_1x1_hints(student), on_mismatch=_se_block_mismatch_hints)
+        compare(checker, where, student, reference, x, diagnosis)
 
-    with torch.random.fork_rng(devices=[]):
-        n = run_configs(block_configs, check_one)
-    passed(
-        checker,
-        f"{n_match(n)} resnet_lab.BasicBlock(..., se=True) (shapes, parameter counts, outputs; "
-        f"{_n_proj(block_configs)} with a projection shortcut)",
-    )
+    _run_basic_variant(checker, "se", block_configs, check_one)
 
 
 # --------------------------------------------------------------------------------------
@@ -422,21 +428,15 @@ def grouped_bottleneck(
         in_channels, planes, stride, groups, base_width = config
         call_text = f"{name}({in_channels}, {planes}, stride={stride}, groups={groups}, base_width={base_width})"
         where = f"{checker}, {call_text}"
-        torch.manual_seed(SEED)
-        reference = Bottleneck(in_channels, planes, stride, groups=groups, base_width=base_width)
-        torch.manual_seed(SEED)
-        student = build(
-            checker, where, call_text, cls, in_channels, planes, stride, groups=groups, base_width=base_width
+        reference, student = _seeded_pair(
+            lambda: Bottleneck(in_channels, planes, stride, groups=groups, base_width=base_width),
+            lambda: build(
+                checker, where, call_text, cls, in_channels, planes, stride, groups=groups, base_width=base_width
+            ),
         )
         x = _gen_input((2, in_channels, 8, 8))
-        compare(
-            checker,
-            where,
-            student,
-            reference,
-            x,
-            Diagnosis(static=lambda: _grouped_static_hints(student, planes, groups, base_width)),
-        )
+        diagnosis = Diagnosis(static=lambda: _grouped_static_hints(student, planes, groups, base_width))
+        compare(checker, where, student, reference, x, diagnosis)
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs(block_configs, check_one)

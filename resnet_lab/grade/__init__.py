@@ -29,7 +29,7 @@ from typing import Any
 from ..checks.exercises import NOTEBOOKS, Exercise, all_exercises
 from . import worker
 from .report import CsvReport, bar_chart, summary
-from .worker import NOTEBOOK_FAILED, Limits
+from .worker import _NOTHING_CHECKED, NOTEBOOK_FAILED, Limits
 
 __all__ = ["find_submissions", "load_hidden", "grade_class", "main"]
 
@@ -192,12 +192,7 @@ def grade_class(
             for outcome in result["exercises"]:
                 report.add(
                     {
-                        "checks_passed": 0,
-                        "checks_total": 0,
-                        "hidden_passed": 0,
-                        "hidden_total": 0,
-                        "hints_used": 0,
-                        "solution_revealed": False,
+                        **_NOTHING_CHECKED,
                         "seconds": 0,
                         **outcome,
                         "student": student,

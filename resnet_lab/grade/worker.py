@@ -30,6 +30,15 @@ NOTEBOOK_FAILED, TIMED_OUT, ERROR = "notebook failed", "timed out", "error"
 _HINT_RE = re.compile(r"Hint (\d+) of \d+ for (\w+)")
 _SOLUTION_RE = re.compile(r"Solution for (\w+) \(from ")
 _OFFLINE_PROXY = "http://127.0.0.1:9"  # the discard port: any download fails at once
+# an exercise's counts before (or without) any check; its "seconds" are added by the caller
+_NOTHING_CHECKED: dict[str, Any] = {
+    "checks_passed": 0,
+    "checks_total": 0,
+    "hidden_passed": 0,
+    "hidden_total": 0,
+    "hints_used": 0,
+    "solution_revealed": False,
+}
 
 
 @dataclass
@@ -252,12 +261,7 @@ def grade_notebook(path: Path, exercises: list[dict[str, Any]], limits: Limits) 
                     "exercise": p["exercise"],
                     "status": status,
                     "detail": detail,
-                    "checks_passed": 0,
-                    "checks_total": 0,
-                    "hidden_passed": 0,
-                    "hidden_total": 0,
-                    "hints_used": 0,
-                    "solution_revealed": False,
+                    **_NOTHING_CHECKED,
                     "seconds": 0.0,
                 }
             )
