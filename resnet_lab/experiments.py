@@ -40,8 +40,8 @@ DEGRADATION_NETS = (("plain-20", 20, False), ("plain-56", 56, False), ("ResNet-2
 def degradation_config(fast: bool = False) -> TrainConfig:
     """The recipe of the committed degradation record (full mode) or its fast-mode shrink."""
     if fast:
-        return TrainConfig(epochs=2, schedule="onecycle")
-    return TrainConfig(epochs=10, schedule="onecycle")
+        return TrainConfig(epochs=2, schedule="warmup_cosine")
+    return TrainConfig(epochs=10, schedule="warmup_cosine")
 
 
 def fashion_full_config(fast: bool = False) -> TrainConfig:
@@ -49,7 +49,7 @@ def fashion_full_config(fast: bool = False) -> TrainConfig:
     if fast:
         return TrainConfig(epochs=1, test_every_epoch=False, keep_best=True)
     # 35 epochs: about 25 minutes on an idle 2-core CPU; random erasing was tried and not chosen on validation
-    return TrainConfig(epochs=35, schedule="onecycle", test_every_epoch=False, keep_best=True)
+    return TrainConfig(epochs=35, schedule="warmup_cosine", test_every_epoch=False, keep_best=True)
 
 
 def family_config(fast: bool = False) -> TrainConfig:
@@ -429,7 +429,11 @@ def main(argv: list[str] | None = None) -> None:
         "--fast", action="store_true", help="tiny data, 1-2 epochs, 1 thread (also on with RESNET_LAB_FAST=1)"
     )
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
-    parser.add_argument("--schedule", choices=("onecycle", "step", "cosine", "constant"))
+    parser.add_argument(
+        "--schedule",
+        choices=("warmup_cosine", "onecycle", "step", "cosine", "constant"),
+        help="learning-rate schedule (onecycle: the old name of warmup_cosine)",
+    )
     parser.add_argument("--warmup-epochs", type=float)
     parser.add_argument(
         "--random-erasing", type=float, help="probability of random erasing per training image (0 = off)"
