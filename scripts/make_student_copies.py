@@ -26,22 +26,17 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import re
 import sys
 from pathlib import Path
 
 import nbformat
 
+# The exercise-marker convention is defined once, in the package that also reads hints and solutions from it.
+from resnet_lab.checks.exercises import BEGIN, CHECK_TAG, END, EXERCISE_TAG, HINT_RE, LESSON_PATTERN
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 STUDENT_DIR = NOTEBOOKS / "student"
-LESSON_PATTERN = "[0-9][0-9]_*.ipynb"
-
-BEGIN = "### BEGIN SOLUTION"
-END = "### END SOLUTION"
-HINT_RE = re.compile(r"^\s*#\s*HINT:\s*(?P<text>.*?)\s*$")
-EXERCISE_TAG = "exercise"
-CHECK_TAG = "check"
 RAISES_TAG = "raises-exception"
 DEFAULT_MESSAGE = "exercise not done yet: replace this line with your code"
 NOTE_ID = "student-copy-note"
