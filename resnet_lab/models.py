@@ -45,12 +45,13 @@ CIFAR_STRIDES = (1, 2, 2)
 
 
 class _CheckedModel(nn.Module):
-    """Shared input and state-dict checks with error messages that say what to do."""
+    """What ResNet and CifarResNet share: stages + head, and input and state-dict checks whose errors say what to do."""
 
     in_channels: int
     min_input_size: int
     description: str
     block_table: list[BlockInfo]  # one row per block (see stages.make_stages)
+    preact: bool  # pre-activation blocks: a final BN + ReLU before the pool
 
     def add_stages_and_head(
         self, stages: dict[str, nn.Sequential], table: list[BlockInfo], num_classes: int, zero_init_residual: bool
@@ -69,6 +70,13 @@ class _CheckedModel(nn.Module):
         init_weights(self)
         if zero_init_residual:
             zero_init_last_bn(self)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's (N, C, h, w) maps to (N, num_classes) logits: the final BN + ReLU of a
+        pre-activation net, global average pooling to (N, C), then the fc layer."""
+        if self.preact:
+            x = self.final_relu(self.final_bn(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
 
     def check_sizes(self, in_channels: int, num_classes: int) -> None:
         """Raise ``ValueError`` unless the image channels and the number of classes are positive integers."""
@@ -227,10 +235,7 @@ class ResNet(_CheckedModel):
         x = self.layer2(x)  # (N, 128e, H/8, W/8)
         x = self.layer3(x)  # (N, 256e, H/16, W/16)
         x = self.layer4(x)  # (N, 512e, H/32, W/32)
-        if self.preact:
-            x = self.final_relu(self.final_bn(x))
-        x = torch.flatten(self.avgpool(x), 1)  # (N, 512e)
-        return self.fc(x)  # (N, num_classes)
+        return self.head(x)  # (N, num_classes)
 
 
 def resnet(depth: int, **kwargs: Any) -> ResNet:
@@ -351,10 +356,7 @@ class CifarResNet(_CheckedModel):
         x = self.layer1(x)  # (N, 16e, H, W) for widths 16/32/64
         x = self.layer2(x)  # (N, 32e, H/2, W/2)
         x = self.layer3(x)  # (N, 64e, H/4, W/4)
-        if self.preact:
-            x = self.final_relu(self.final_bn(x))
-        x = torch.flatten(self.avgpool(x), 1)  # (N, 64e)
-        return self.fc(x)  # (N, num_classes)
+        return self.head(x)  # (N, num_classes)
 
 
 def cifar_resnet(

@@ -22,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..notebook_cells import cell_source, parse_cell
+
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 HINT_RE = re.compile(r"^\s*#\s*HINT:\s*(?P<text>.*?)\s*$")
@@ -63,22 +65,9 @@ def _tags(cell: Any) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
-def _source(cell: Any) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
-def _parse(source: str) -> ast.Module | None:
-    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")]
-    try:
-        return ast.parse("\n".join(lines))
-    except SyntaxError:
-        return None
-
-
 def defined_names(source: str) -> tuple[str, ...]:
     """Top-level functions and classes a cell defines, in order."""
-    tree = _parse(source)
+    tree = parse_cell(source)
     return tuple(
         node.name
         for node in (tree.body if tree else [])
@@ -88,7 +77,7 @@ def defined_names(source: str) -> tuple[str, ...]:
 
 def check_calls(source: str) -> list[tuple[str, str | None, dict[str, Any]]]:
     """``checks.<name>(<target>, key=literal, ...)`` calls in a cell: (name, target, literal keyword arguments)."""
-    tree = _parse(source)
+    tree = parse_cell(source)
     calls = []
     for node in ast.walk(tree) if tree else []:
         if (
@@ -134,10 +123,10 @@ def read_exercises(nb: dict[str, Any], lesson: str) -> list[Exercise]:
     for index, cell in enumerate(cells):
         if cell.get("cell_type") != "code" or EXERCISE_TAG not in _tags(cell):
             continue
-        source = _source(cell)
+        source = cell_source(cell)
         defines = defined_names(source)
         check = next((c for c in cells[index + 1 :] if c.get("cell_type") == "code" and CHECK_TAG in _tags(c)), None)
-        calls = check_calls(_source(check)) if check is not None else []
+        calls = check_calls(cell_source(check)) if check is not None else []
         calls = [c for c in calls if c[1] in defines] or calls
         if not calls:
             continue

@@ -13,6 +13,7 @@ The kernel runs in an empty temporary folder with downloads pointed at a closed 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import queue
@@ -23,6 +24,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+def _load_notebook_cells() -> Any:
+    """resnet_lab/notebook_cells.py, loaded by its path: importing it as ``resnet_lab.notebook_cells``
+    would import the package, and with it torch, into a process that only reads JSON and drives a kernel."""
+    path = Path(__file__).resolve().parent.parent / "notebook_cells.py"
+    spec = importlib.util.spec_from_file_location("resnet_lab_notebook_cells", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_cells = _load_notebook_cells()
+cell_source, parse_cell = _cells.cell_source, _cells.parse_cell
 
 MARK = "@@resnet-lab-grade@@ "  # starts the line the kernel prints with an outcome (see in_kernel.py)
 MISSING = "missing"
@@ -71,22 +87,9 @@ class NotebookRun:
 # --------------------------------------------------------------------------------------
 
 
-def _source(cell: dict[str, Any]) -> str:
-    s = cell.get("source", "")
-    return "".join(s) if isinstance(s, list) else s
-
-
-def _parse(source: str) -> ast.Module | None:
-    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")]
-    try:
-        return ast.parse("\n".join(lines))
-    except SyntaxError:
-        return None
-
-
 def _defines(source: str) -> list[tuple[str, str]]:
     """(name, "class"/"function") for each top-level def/class of a cell."""
-    tree = _parse(source)
+    tree = parse_cell(source)
     found = []
     for node in tree.body if tree else []:
         if isinstance(node, ast.ClassDef):
@@ -97,7 +100,7 @@ def _defines(source: str) -> list[tuple[str, str]]:
 
 
 def _only_imports(source: str) -> bool:
-    tree = _parse(source)
+    tree = parse_cell(source)
     return bool(tree and tree.body) and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body)
 
 
@@ -127,12 +130,12 @@ def plan(nb: dict[str, Any], exercises: list[dict[str, Any]]) -> list[dict[str, 
     plans = []
     for ex in exercises:
         p = {**ex, "lookup": ex["target"], "cell": None, "note": ""}
-        defining = [i for i, c in code if (ex["target"], ex["kind"]) in _defines(_source(c))]
+        defining = [i for i, c in code if (ex["target"], ex["kind"]) in _defines(cell_source(c))]
         by_id = next((i for i, c in code if ex.get("cell_id") and c.get("id") == ex["cell_id"]), None)
         if defining:
             p["cell"] = defining[-1]
         elif by_id is not None:
-            same_kind = [n for n, kind in _defines(_source(cells[by_id])) if kind == ex["kind"]]
+            same_kind = [n for n, kind in _defines(cell_source(cells[by_id])) if kind == ex["kind"]]
             p["cell"] = by_id
             if same_kind:
                 p["lookup"] = same_kind[0]
@@ -152,7 +155,7 @@ def cells_to_run(nb: dict[str, Any], plans: list[dict[str, Any]], quick: bool) -
         return code
     wanted = {p["cell"] for p in plans if p["cell"] is not None}
     cells = nb["cells"]
-    return [i for n, i in enumerate(code) if n == 0 or i in wanted or _only_imports(_source(cells[i]))]
+    return [i for n, i in enumerate(code) if n == 0 or i in wanted or _only_imports(cell_source(cells[i]))]
 
 
 # --------------------------------------------------------------------------------------
@@ -389,7 +392,7 @@ def _execute(
                 f"stopped at cell {index}: the notebook's time limit of {limits.notebook_seconds:.0f} s was used up"
             )
             break
-        run = kernel.run(_source(nb["cells"][index]), index, min(limits.cell_seconds, remaining))
+        run = kernel.run(cell_source(nb["cells"][index]), index, min(limits.cell_seconds, remaining))
         runs[index] = run
         if run.status != "ok":
             notes.append(_cell_note(run))
