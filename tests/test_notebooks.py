@@ -72,3 +72,12 @@ def test_plots_are_shown_not_leaked(path):
         has_image = any("image/png" in o.get("data", {}) for o in cell["outputs"])
         if has_image and ("plt.subplots" in source or "plt.figure" in source):
             assert re.search(r"set_title|suptitle|plt\.title", source), source[:120]
+
+
+def test_the_map_of_the_course_in_00_lists_every_lesson():
+    """A new lesson is not reachable from 00_start_here until its map links it."""
+    cells = json.loads((NOTEBOOKS / "00_start_here.ipynb").read_text(encoding="utf-8"))["cells"]
+    course_map = next("".join(c["source"]) for c in cells if "Map of the course" in "".join(c["source"]))
+    lessons = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if p.stem != "00_start_here")
+    missing = [name for name in lessons if f"]({name}.ipynb)" not in course_map]
+    assert not missing, f"00_start_here's map of the course does not link {missing}"

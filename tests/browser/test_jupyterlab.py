@@ -262,8 +262,11 @@ def test_student_copy_check_cell_gives_a_friendly_hint(lab: Lab, page, artifacts
     lines = [line for line in output.splitlines() if line.strip()]
     internal = [line for line in lines if "checks.py" in line or "_call(" in line or "site-packages" in line]
     assert len(lines) <= 12 and not internal, f"a wall of traceback ({len(lines)} lines) around the hint:\n{output}"
-    page.locator(
-        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell", has_text="checks.residual_unit("
-    ).first.scroll_into_view_if_needed()
+    # The screenshot shows the check cell and its hint. JupyterLab draws only the cells in view
+    # (windowing), so wait until the hint itself is painted after scrolling, not just present.
+    cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell", has_text="checks.residual_unit(").first
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-OutputArea-output", has_text="not done yet").first.wait_for(state="visible", timeout=15_000)
+    page.wait_for_timeout(500)  # let the scroll settle before the picture
     page.screenshot(path=str(artifacts / "lab-student-check-hint.png"))
     assert not problems.all(), "\n".join(problems.all())
