@@ -424,7 +424,7 @@ def run_cifar10(
 
     Reads ``data_root/cifar-10-batches-py`` (default data/); holds ``val_size`` training images out (the
     paper's 45k/5k split). Runs as it is under torchrun (``batch_size`` is then per process; ``sync_bn``:
-    SyncBatchNorm, CUDA only). The record adds ``schedule`` (``iteration_plan`` of this run) and ``paper``
+    SyncBatchNorm, CUDA only). The record adds ``schedule`` (``iteration_plan`` of this run), ``sync_bn`` and ``paper``
     (the recipe's iterations and the Table 6 error of this depth). ``fast``, ``threads``: as for ``run_degradation``.
     """
     if depth not in CIFAR10_DEPTHS:
@@ -435,6 +435,7 @@ def run_cifar10(
     group = runtime.processes()
     name = f"ResNet-{depth}"
     record["schedule"] = iteration_plan(config, len(splits.train), group.world_size)
+    record["sync_bn"] = sync_bn
     record["paper"] = {
         "net": name,
         "test_error": reference.CIFAR_ERRORS[depth],

@@ -99,7 +99,7 @@ def test_cifar10_command_trains_a_3_channel_resnet_and_writes_the_record(
     # the schedule, as the paper's 32k and 48k of 64k iterations translate to this tiny run: 50% and 75%
     assert record["schedule"]["iterations"] == 4 and record["schedule"]["lr_divided_by_10_at"] == [2, 3]
     assert record["paper"]["lr_divided_by_10_at"] == [32_000, 48_000] and record["paper"]["iterations"] == 64_000
-    assert record["paper"]["test_error"] == 8.75
+    assert record["paper"]["test_error"] == 8.75 and record["sync_bn"] is False
     net = record["nets"]["ResNet-20"]
     assert net["depth"] == 20 and net["residual"]
     assert net["parameters"] == reference.CIFAR_PARAMS[20] == 269_722  # Table 6's ResNet-20: 3 input channels
