@@ -1,4 +1,5 @@
-"""Recorded experiments: the degradation problem (paper Figures 1 and 6) and ResNet-20 on full Fashion-MNIST.
+"""Recorded experiments: the degradation problem (paper Figures 1 and 6), ResNet-20 on full Fashion-MNIST, and the
+paper's CIFAR-10 recipe (Table 6) for GPUs.
 
     python -m resnet_lab.experiments degradation          # 4 nets on the shipped subset, <= 10 min on 2 cores
     python -m resnet_lab.experiments degradation --fast   # the same in under a minute (tiny data)
@@ -6,6 +7,8 @@
     python -m resnet_lab.experiments fashion-full         # ResNet-20 on the 60k/10k Fashion-MNIST
     torchrun --standalone --nproc_per_node=2 -m resnet_lab.experiments degradation   # the same, 2 processes
     python -m resnet_lab.experiments family               # five ResNet-family nets on the subset (family_experiment.py)
+    python -m resnet_lab.experiments cifar10 --depth 110  # Table 6: ResNet-110 on CIFAR-10 (data/cifar-10-batches-py)
+    torchrun --standalone --nproc_per_node=4 -m resnet_lab.experiments cifar10 --batch-size 32   # 4 GPUs, global 128
 
 Each run writes a JSON run record to data/runs/: configuration, per-epoch curves per net,
 final errors (percent), seconds, torch version, CPU/GPU name and seed. ``load_record`` reads one.
@@ -24,12 +27,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
-from . import data, runtime
+from . import data, reference, runtime
 from .costs import count_parameters
 from .models import cifar_resnet
 from .runtime import device_name, fast_mode, pick_device, seed_everything  # noqa: F401 (device_name: public here too)
-from .training import History, TrainConfig, train, use_bf16, use_channels_last
+from .training import (
+    History,
+    TrainConfig,
+    step_milestones,
+    steps_per_epoch,
+    train,
+    use_bf16,
+    use_channels_last,
+    warmup_steps,
+)
 
 RUNS_DIR = data.DATA_DIR / "runs"
 SCHEMA = "resnet_lab.run/1"
@@ -59,16 +72,46 @@ def family_config(fast: bool = False) -> TrainConfig:
     return recipe(fast)
 
 
+CIFAR10_DEPTHS = (20, 32, 44, 56, 110)  # the ResNets of Table 6 that the paper trains with this recipe
+# 64k iterations of batch 128 on the 45k training images: 352 steps per epoch, so 182 epochs (64,064 iterations)
+CIFAR10_EPOCHS = round(
+    reference.CIFAR_RECIPE["iterations"]
+    / steps_per_epoch(reference.CIFAR_RECIPE["train_val_split"][0], reference.CIFAR_RECIPE["batch_size"])
+)
+
+
+def cifar10_config(fast: bool = False, depth: int = 20) -> TrainConfig:
+    """The paper's CIFAR-10 recipe (Section 4.2, Table 6) as a ``TrainConfig``.
+
+    SGD with lr 0.1, momentum 0.9, weight decay 1e-4, batch 128; the "step" schedule divides the lr by 10 at
+    50% and 75% of the iterations, which for 182 epochs of the 45k training images are iterations 32,032 and
+    48,048 of 64,064 (the paper: 32k and 48k of 64k); pad-4 crops and flips. ResNet-110 is warmed up: the paper
+    trains at 0.01 until the training error is below 80% (about 400 iterations), then at 0.1; here the lr rises
+    linearly from 0.01 to 0.1 over the first epoch (352 iterations). ``fast``: the same recipe for 1 epoch.
+    """
+    return TrainConfig(
+        epochs=1 if fast else CIFAR10_EPOCHS,
+        batch_size=reference.CIFAR_RECIPE["batch_size"],
+        lr=reference.CIFAR_RECIPE["lr"],
+        momentum=reference.CIFAR_RECIPE["momentum"],
+        weight_decay=reference.CIFAR_RECIPE["weight_decay"],
+        schedule="step",
+        warmup_epochs=1.0 if depth >= 110 else None,
+        augment=True,
+    )
+
+
 RECIPES = {
     "degradation": degradation_config,
     "fashion-full": fashion_full_config,
     "family": family_config,
+    "cifar10": cifar10_config,
 }  # experiment -> recipe(fast)
 DATASETS = {
     "degradation": "subset",
     "fashion-full": "full",
     "family": "subset",
-}  # experiment -> load_fashion_mnist kind
+}  # experiment -> load_fashion_mnist kind (cifar10 reads data.load_cifar10)
 
 
 def environment(device: torch.device, config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
@@ -135,17 +178,24 @@ def _record(
 
 
 def _start_run(
-    experiment: str, fast: bool, config: TrainConfig | None, threads: int | None, notes: str
+    experiment: str,
+    fast: bool,
+    config: TrainConfig | None,
+    threads: int | None,
+    notes: str,
+    splits: data.Splits | None = None,
 ) -> tuple[TrainConfig, torch.device, data.Splits, int, dict[str, Any]]:
     """What every recorded run begins with: its recipe, the device, the data, the threads and the record's header.
 
     The settings are settled here, once: fast mode picks the tiny data and recipe (and one thread
-    unless ``threads`` says otherwise); the record states them.
+    unless ``threads`` says otherwise); the record states them. ``splits``: data already loaded (default:
+    the experiment's Fashion-MNIST, ``DATASETS``).
     """
     config = config or RECIPES[experiment](fast)
     threads = threads or (1 if fast else torch.get_num_threads())
     device = pick_device()
-    splits = data.load_fashion_mnist(DATASETS[experiment], seed=config.seed, fast=fast)
+    if splits is None:
+        splits = data.load_fashion_mnist(DATASETS[experiment], seed=config.seed, fast=fast)
     return config, device, splits, threads, _record(experiment, fast, splits, config, device, threads, notes)
 
 
@@ -322,6 +372,98 @@ def run_fashion_full(
     return record
 
 
+def iteration_plan(config: TrainConfig, train_images: int, processes: int = 1) -> dict[str, Any]:
+    """How a run of ``config`` on ``train_images`` images in ``processes`` processes counts its iterations.
+
+    ``batch_size`` is per process, so one iteration uses ``global_batch = processes * batch_size`` images;
+    ``lr_divided_by_10_at`` lists the iterations where the "step" schedule divides the lr (see ``step_milestones``).
+    """
+    per_epoch = steps_per_epoch(train_images, config.batch_size, processes)
+    total = per_epoch * config.epochs
+    return {
+        "processes": processes,
+        "batch_size_per_process": config.batch_size,
+        "global_batch": processes * config.batch_size,
+        "lr": config.lr,
+        "steps_per_epoch": per_epoch,
+        "iterations": total,
+        "warmup_iterations": warmup_steps(config, total),
+        "lr_divided_by_10_at": step_milestones(config, total),
+    }
+
+
+def _load_cifar10(root: str | Path | None, val_size: int, seed: int, fast: bool) -> data.Splits:
+    """``data.load_cifar10``, downloading only if ``RESNET_LAB_DOWNLOAD=1``; under torchrun rank 0 reads (and
+    downloads) first while the other processes wait, so no two processes write the same files."""
+    group = runtime.processes()
+    if group.distributed and not group.is_main:
+        dist.barrier()
+    try:
+        return data.load_cifar10(
+            root=root, val_size=val_size, seed=seed, fast=fast, download=None if group.is_main else False
+        )
+    finally:
+        if group.distributed and group.is_main:
+            dist.barrier()
+
+
+def run_cifar10(
+    depth: int = 20,
+    *,
+    data_root: str | Path | None = None,
+    val_size: int = reference.CIFAR_RECIPE["train_val_split"][1],
+    fast: bool = False,
+    config: TrainConfig | None = None,
+    sync_bn: bool = False,
+    progress: bool = True,
+    threads: int | None = None,
+    save_as: str | None = None,
+    notes: str = "",
+) -> dict[str, Any]:
+    """ResNet-``depth`` (3 input channels) on CIFAR-10 with the paper's recipe (``cifar10_config``): Table 6.
+
+    Reads ``data_root/cifar-10-batches-py`` (default data/); holds ``val_size`` training images out (the
+    paper's 45k/5k split). Runs as it is under torchrun (``batch_size`` is then per process; ``sync_bn``:
+    SyncBatchNorm, CUDA only). The record adds ``schedule`` (``iteration_plan`` of this run), ``sync_bn`` and ``paper``
+    (the recipe's iterations and the Table 6 error of this depth). ``fast``, ``threads``: as for ``run_degradation``.
+    """
+    if depth not in CIFAR10_DEPTHS:
+        raise ValueError(f"depth must be one of {CIFAR10_DEPTHS} (the paper's Table 6 recipe); got {depth}")
+    config = config or cifar10_config(fast, depth)
+    splits = _load_cifar10(data_root, val_size, config.seed, fast)
+    config, device, splits, threads, record = _start_run("cifar10", fast, config, threads, notes, splits)
+    group = runtime.processes()
+    name = f"ResNet-{depth}"
+    record["schedule"] = iteration_plan(config, len(splits.train), group.world_size)
+    record["sync_bn"] = sync_bn
+    record["paper"] = {
+        "net": name,
+        "test_error": reference.CIFAR_ERRORS[depth],
+        "global_batch": reference.CIFAR_RECIPE["batch_size"],
+        "lr": reference.CIFAR_RECIPE["lr"],
+        "iterations": reference.CIFAR_RECIPE["iterations"],
+        "lr_divided_by_10_at": list(reference.CIFAR_RECIPE["lr_drops_at_iterations"]),
+    }
+    if group.is_main:
+        plan = record["schedule"]
+        print(f"{name} on {splits.describe(source=False)}")
+        print(f"{plan['processes']} process(es) x batch {plan['batch_size_per_process']} = global batch "
+              f"{plan['global_batch']}, lr {config.lr}; {plan['iterations']} iterations, lr / 10 at "
+              f"{plan['lr_divided_by_10_at']}")  # fmt: skip
+    seed_everything(config.seed)
+    model = cifar_resnet(depth, in_channels=3)
+    started = time.perf_counter()
+    history = train(model, splits, config, progress=progress, device=device, threads=threads, sync_bn=sync_bn,
+                    description=name)  # fmt: skip
+    record["nets"][name] = _net_result(
+        name, depth, True, model, history, time.perf_counter() - started, config.keep_best
+    )
+    record["total_seconds"] = round(time.perf_counter() - started, 1)
+    if save_as and group.is_main:  # under torchrun: one record, from rank 0
+        save_record(record, save_as)
+    return record
+
+
 def degradation_findings(record: dict[str, Any]) -> dict[str, Any]:
     """The paper's claims, measured on a degradation record (errors in percentage points).
 
@@ -435,6 +577,10 @@ def main(argv: list[str] | None = None) -> None:
         help="learning-rate schedule (onecycle: the old name of warmup_cosine)",
     )
     parser.add_argument("--warmup-epochs", type=float)
+    parser.add_argument("--batch-size", type=int, help="override the recipe's batch size; under torchrun it is per "
+                        "process, so the global batch is processes x batch size")  # fmt: skip
+    parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate (e.g. scaled linearly "
+                        "with the global batch: 0.1 x global batch / 128)")  # fmt: skip
     parser.add_argument(
         "--random-erasing", type=float, help="probability of random erasing per training image (0 = off)"
     )
@@ -447,6 +593,14 @@ def main(argv: list[str] | None = None) -> None:
         help="degradation: which of plain-20 plain-56 ResNet-20 ResNet-56 (default all); "
         "family: names from family_experiment.FAMILY_NETS (default all)",
     )
+    parser.add_argument(
+        "--depth", type=int, default=20, choices=CIFAR10_DEPTHS, help="cifar10: the ResNet of Table 6 (default 20)"
+    )
+    parser.add_argument("--data-root", help="cifar10: the folder holding cifar-10-batches-py (default data/)")
+    parser.add_argument("--val-size", type=int, default=reference.CIFAR_RECIPE["train_val_split"][1],
+                        help="cifar10: training images held out for validation (default 5000, the paper's)")  # fmt: skip
+    parser.add_argument("--sync-bn", action="store_true", help="cifar10 under torchrun on GPUs: SyncBatchNorm, "
+                        "batch statistics over all processes (CUDA only)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--seeds",
@@ -467,10 +621,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     fast = args.fast or fast_mode()  # decided here, once, and passed down
-    base = RECIPES[args.experiment](fast)
+    base = cifar10_config(fast, args.depth) if args.experiment == "cifar10" else RECIPES[args.experiment](fast)
     overrides = {"seed": args.seed}
     if args.epochs:
         overrides["epochs"] = args.epochs
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+    if args.lr is not None:
+        overrides["lr"] = args.lr
     if args.schedule:
         overrides["schedule"] = args.schedule
     if args.warmup_epochs is not None:
@@ -478,7 +636,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.random_erasing is not None:
         overrides["random_erasing"] = args.random_erasing
     config = replace(base, **overrides)
-    default_name = {"degradation": "degradation", "family": "family"}.get(args.experiment, "fashion-full-resnet20")
+    default_name = {"degradation": "degradation", "family": "family", "cifar10": f"cifar10-resnet{args.depth}"}.get(
+        args.experiment, "fashion-full-resnet20"
+    )
     save_as = args.save_as or (default_name + ("-fast" if fast else ""))
     progress = not args.no_progress
     if args.experiment == "family":
@@ -503,6 +663,10 @@ def main(argv: list[str] | None = None) -> None:
         record = run_degradation(fast=fast, config=config, zero_init_residual=args.zero_init_residual, nets=args.nets,
                                  progress=progress, threads=args.threads, save_as=save_as, notes=args.notes,
                                  save_weights=args.save_weights)  # fmt: skip
+    elif args.experiment == "cifar10":
+        record = run_cifar10(args.depth, data_root=args.data_root, val_size=args.val_size, fast=fast, config=config,
+                             sync_bn=args.sync_bn, progress=progress, threads=args.threads, save_as=save_as,
+                             notes=args.notes)  # fmt: skip
     else:
         record = run_fashion_full(fast=fast, config=config, progress=progress, threads=args.threads, save_as=save_as,
                                   notes=args.notes)  # fmt: skip
@@ -510,6 +674,8 @@ def main(argv: list[str] | None = None) -> None:
         return  # under torchrun: rank 0 reports
     if args.experiment != "family":
         print(format_record(record))
+    if args.experiment == "cifar10":
+        print(f"paper (Table 6): {record['paper']['net']} {record['paper']['test_error']:.2f}% test error")
     if record.get("findings"):
         print(json.dumps(record["findings"], indent=1))
     print(f"total {record['total_seconds']:.0f} s; record written to {RUNS_DIR / (save_as + '.json')}")

@@ -152,14 +152,41 @@ def canonical_schedule(name: str) -> str:
     return SCHEDULE_ALIASES.get(name, name)
 
 
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate at iteration ``step`` (0-based) of ``total_steps``."""
-    steps_per_epoch = total_steps / config.epochs
-    schedule = canonical_schedule(config.schedule)
+def steps_per_epoch(train_images: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps in one epoch: each of ``world_size`` processes takes ``train_images // world_size`` images
+    in batches of ``batch_size`` (the last batch may be smaller). One step uses ``world_size * batch_size`` images."""
+    return math.ceil(train_images // world_size / batch_size)
+
+
+def linear_scaling(lr: float, global_batch: int, reference_batch: int = 128) -> float:
+    """Goyal et al. 2017's linear scaling rule: ``lr`` is right for ``reference_batch`` images per step, so use
+    ``lr * global_batch / reference_batch`` for ``global_batch`` (with a few epochs of warm-up when it is larger)."""
+    return lr * global_batch / reference_batch
+
+
+def warmup_steps(config: TrainConfig, total_steps: int) -> int:
+    """Iterations of linear warm-up (from lr/10 to lr) at the start of a run of ``total_steps``."""
     warmup_epochs = config.warmup_epochs
     if warmup_epochs is None:
-        warmup_epochs = 0.15 * config.epochs if schedule == "warmup_cosine" else 0.0
-    warmup = int(round(warmup_epochs * steps_per_epoch))
+        warmup_epochs = 0.15 * config.epochs if canonical_schedule(config.schedule) == "warmup_cosine" else 0.0
+    return int(round(warmup_epochs * (total_steps / config.epochs)))  # as the schedule always computed it
+
+
+def step_milestones(config: TrainConfig, total_steps: int) -> list[int]:
+    """The iterations (0-based) at which the "step" schedule divides the learning rate by 10: after the
+    warm-up, at 50% and 75% of the remaining iterations (the paper's 32k and 48k of 64k). [] for other schedules."""
+    if canonical_schedule(config.schedule) != "step":
+        return []
+    warmup = warmup_steps(config, total_steps)
+    remaining = max(1, total_steps - warmup)
+    drops = [warmup + -(-remaining // 2), warmup + -(-3 * remaining // 4)]  # ceil: the first step at or past 50%, 75%
+    return [step for step in drops if step < total_steps]
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at iteration ``step`` (0-based) of ``total_steps``."""
+    schedule = canonical_schedule(config.schedule)
+    warmup = warmup_steps(config, total_steps)
     if step < warmup:
         return config.lr * (0.1 + 0.9 * step / warmup)
     progress = (step - warmup) / max(1, total_steps - warmup)
@@ -330,8 +357,8 @@ def _train(
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-    steps_per_epoch = math.ceil(len(splits.train) // group.world_size / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    per_epoch = steps_per_epoch(len(splits.train), config.batch_size, group.world_size)
+    total_steps = per_epoch * config.epochs
     history = History(
         device=device.type, precision="bf16" if bf16 else "fp32", channels_last=channels_last, threads=threads,
         processes=group.world_size,
@@ -372,9 +399,7 @@ def _train(
                 window_wrong += batch_wrong
                 window_seen += len(y)
                 step += 1
-                if (
-                    batch_index + 1
-                ) * 10 // steps_per_epoch > batch_index * 10 // steps_per_epoch:  # a tenth of the epoch
+                if (batch_index + 1) * 10 // per_epoch > batch_index * 10 // per_epoch:  # a tenth of the epoch
                     window_wrong, window_seen = _sum_over_processes([window_wrong, window_seen], group, device)
                     history.step.append(step)
                     history.step_train_error.append(100.0 * window_wrong / window_seen)

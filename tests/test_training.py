@@ -160,3 +160,28 @@ def test_a_diverging_loss_stops_training_with_advice(tiny_splits):
     model = cifar_resnet(8, in_channels=1)
     with pytest.raises(FloatingPointError, match="lower lr or add warm-up"):
         training.train(model, tiny_splits, tiny_config(lr=1e12, schedule="constant"), progress=False, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "config, total",
+    [
+        (training.TrainConfig(epochs=182, schedule="step"), 64_064),
+        (training.TrainConfig(epochs=182, schedule="step", warmup_epochs=1.0), 64_064),
+        (training.TrainConfig(epochs=3, schedule="step", warmup_epochs=0.5), 31),
+        (training.TrainConfig(epochs=1, schedule="step"), 2),
+    ],
+)
+def test_step_milestones_are_where_the_schedule_divides_the_lr(config, total):
+    lrs = [training.learning_rate(config, step, total) for step in range(total)]
+    after_warmup = range(training.warmup_steps(config, total) + 1, total)
+    drops = [step for step in after_warmup if lrs[step] < lrs[step - 1]]
+    assert training.step_milestones(config, total) == drops
+    assert training.step_milestones(training.TrainConfig(epochs=3), total) == []  # warmup_cosine: no steps
+
+
+def test_steps_per_epoch_and_linear_scaling():
+    assert training.steps_per_epoch(45_000, 128) == 352
+    assert training.steps_per_epoch(45_000, 32, world_size=4) == 352  # 11,250 images per process
+    assert training.steps_per_epoch(45_001, 128, world_size=2) == 176  # one image waits for the next epoch's order
+    assert training.linear_scaling(0.1, 512) == pytest.approx(0.4)
+    assert training.linear_scaling(0.1, 128) == 0.1
