@@ -144,7 +144,9 @@ def plot_history(
         color=SPLIT_COLOURS["train"],
         label="training error (augmented batches)",
     )
-    ax.plot(epochs, values["val_error"], "-", marker="o", color=SPLIT_COLOURS["val"], label="validation error")
+    validated = [(e, v) for e, v in zip(epochs, values["val_error"]) if v is not None]  # eval_every > 1 skips epochs
+    if validated:
+        ax.plot(*zip(*validated), "-", marker="o", color=SPLIT_COLOURS["val"], label="validation error")
     tested = [(e, t) for e, t in zip(epochs, values["test_error"]) if t is not None]
     if tested:
         ax.plot(*zip(*tested), "-", marker="s", color=SPLIT_COLOURS["test"], label="test error")

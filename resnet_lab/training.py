@@ -11,6 +11,10 @@ torchrun describes (gloo on the CPU, NCCL on GPUs), wraps the model in ``Distrib
 gives each process its share of the in-memory data (a new order each epoch, the same on every rank
 from the shared seed), sums the evaluation over processes, and only rank 0 shows progress and writes
 checkpoints. ``batch_size`` is then per process: the global batch is ``N * batch_size``.
+
+Levers for a faster recipe, each off by default (``TrainConfig``): label smoothing, an exponential moving
+average of the weights (EMA) evaluated instead of the raw weights, test-time flip averaging, torch.compile
+of the training steps, and validation every k-th epoch.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from __future__ import annotations
 import copy
 import math
 import os
+import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 
 from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, batches
@@ -57,6 +64,20 @@ class TrainConfig:
     augment: pad-4 random crops and horizontal flips; random_erasing: with ``augment``, the
     probability that a training image also gets a random rectangle erased (0 = off; Zhong et
     al. 2017 use 0.5).
+
+    Levers, all off by default:
+    label_smoothing: the training loss is cross-entropy against targets smoothed by this much (Szegedy
+      et al. 2016 use 0.1); ``History.train_loss`` is that smoothed loss. Evaluation is unchanged.
+    ema_decay: keep an exponential moving average of the weights and BN buffers, updated after every
+      step (``avg = decay * avg + (1 - decay) * weights``; the first step copies), and evaluate, keep
+      (``keep_best``), checkpoint and return it instead of the raw weights (``History.evaluated_weights``).
+      Typical: 0.99-0.999; the average spans about 1 / (1 - decay) steps.
+    tta_flip: evaluation (validation and test) averages the logits of each image and its horizontal flip.
+    compile: train through ``torch.compile(model)`` (after the DistributedDataParallel wrapper under
+      torchrun); evaluation stays eager. The first step compiles (seconds to minutes), and a smaller last
+      batch compiles once more; ``History.compiled`` and ``History.compile_seconds`` record it.
+    eval_every: evaluate on validation (and test, with ``test_every_epoch``) every k-th epoch and at the
+      last one; other epochs record None. ``keep_best`` picks among the evaluated epochs.
     """
 
     epochs: int = 10
@@ -73,6 +94,11 @@ class TrainConfig:
     test_every_epoch: bool = True
     keep_best: bool = False
     seed: int = 0
+    label_smoothing: float = 0.0
+    ema_decay: float | None = None
+    tta_flip: bool = False
+    compile: bool = False
+    eval_every: int = 1
 
     def __post_init__(self) -> None:
         self.schedule = canonical_schedule(self.schedule)
@@ -92,6 +118,15 @@ class TrainConfig:
             raise ValueError(f"momentum must be in [0, 1) (the paper's is 0.9); got {self.momentum}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0 (the paper's is 1e-4); got {self.weight_decay}")
+        if not 0.0 <= self.label_smoothing < 1.0:  # also catches NaN
+            raise ValueError(f"label_smoothing must be in [0, 1) (0 = off; 0.1 is common); got {self.label_smoothing}")
+        if self.ema_decay is not None and (isinstance(self.ema_decay, bool) or not 0.0 < self.ema_decay < 1.0):
+            raise ValueError(f"ema_decay must be None (no EMA) or in (0, 1), e.g. 0.999; got {self.ema_decay!r}")
+        for name in ("tta_flip", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 1:
+            raise ValueError(f"eval_every must be a positive integer (1 = every epoch); got {self.eval_every!r}")
 
 
 @dataclass
@@ -99,16 +134,20 @@ class History:
     """What happened, per epoch (lists of equal length) and per logged iteration window.
 
     Errors are percentages. ``test_error`` holds None for epochs where the test set was not
-    evaluated (``TrainConfig.test_every_epoch=False``). ``train_error`` is measured on the fly on
+    evaluated (``TrainConfig.test_every_epoch=False``), ``val_error`` and ``test_error`` None for epochs
+    skipped by ``TrainConfig.eval_every``. ``train_error`` is measured on the fly on
     the augmented batches of the epoch, as the paper's training curves are. ``device``,
     ``precision`` ("bf16" or "fp32"), ``channels_last`` and ``threads`` are what ``train`` settled
-    on (``TrainConfig`` may say "auto"), so a history says how it was made.
+    on (``TrainConfig`` may say "auto"), so a history says how it was made. ``evaluated_weights``
+    is "ema" when the moving average of the weights was evaluated (``TrainConfig.ema_decay``), else
+    "raw". ``compiled`` says whether training ran through torch.compile, and ``compile_seconds`` how
+    long the steps that compiled took (the first step, plus the first of a smaller last batch).
     """
 
     epoch: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     train_error: list[float] = field(default_factory=list)
-    val_error: list[float] = field(default_factory=list)
+    val_error: list[float | None] = field(default_factory=list)
     test_error: list[float | None] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
@@ -123,6 +162,9 @@ class History:
     channels_last: bool | None = None
     threads: int | None = None  # torch CPU threads during training
     processes: int | None = None  # training processes (torchrun's world size; 1 without it)
+    evaluated_weights: str | None = None  # "raw" or "ema" (the moving average of the weights)
+    compiled: bool | None = None  # trained through torch.compile
+    compile_seconds: float | None = None  # seconds of the steps that compiled (None without compile)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -137,10 +179,10 @@ class History:
         """A small text table, one row per epoch."""
         rows = [f"{'epoch':>5} {'loss':>7} {'train err%':>10} {'val err%':>9} {'test err%':>9} {'lr':>8} {'sec':>6}"]
         for i in range(len(self.epoch)):
-            test = "-" if self.test_error[i] is None else f"{self.test_error[i]:.2f}"
+            val, test = ("-" if e is None else f"{e:.2f}" for e in (self.val_error[i], self.test_error[i]))
             rows.append(
                 f"{self.epoch[i]:>5} {self.train_loss[i]:>7.4f} {self.train_error[i]:>10.2f} "
-                f"{self.val_error[i]:>9.2f} {test:>9} {self.lr[i]:>8.4f} {self.seconds[i]:>6.1f}"
+                f"{val:>9} {test:>9} {self.lr[i]:>8.4f} {self.seconds[i]:>6.1f}"
             )
         if self.interrupted:
             rows.append(f"(interrupted after {len(self.epoch)} complete epochs)")
@@ -221,6 +263,15 @@ def autocast(device: torch.device, bf16: bool) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
+def predict(model: nn.Module, x: torch.Tensor, tta_flip: bool = False) -> torch.Tensor:
+    """The logits of ``model`` for the batch ``x``; with ``tta_flip`` the mean of the logits of ``x`` and of
+    ``x`` flipped horizontally (test-time augmentation with the flip seen in training)."""
+    logits = model(x)
+    if tta_flip:
+        logits = (logits + model(x.flip(-1))) / 2
+    return logits
+
+
 def evaluate(
     model: nn.Module,
     dataset: ImageSet,
@@ -230,10 +281,12 @@ def evaluate(
     precision: str = "auto",
     device: torch.device | None = None,
     group: Processes | None = None,
+    tta_flip: bool = False,
 ) -> float:
     """Error in percent of ``model`` on ``dataset`` (e.g. splits.val or splits.test), normalized with ``splits``' statistics.
 
     With ``group`` of several processes each evaluates every ``world_size``-th image and the counts are summed.
+    ``tta_flip``: predict from the mean logits of each image and its horizontal flip (see ``predict``).
     """
     device = device or next(model.parameters()).device
     group = group or Processes()
@@ -245,7 +298,7 @@ def evaluate(
     wrong = 0
     with torch.inference_mode(), autocast(device, bf16):
         for x, y in batches(dataset, splits.mean, splits.std, batch_size=batch_size, device=device):
-            wrong += (model(x).argmax(dim=1) != y).sum().item()
+            wrong += (predict(model, x, tta_flip).argmax(dim=1) != y).sum().item()
     model.train(was_training)
     wrong, total = _sum_over_processes([wrong, len(dataset)], group, device)
     return 100.0 * wrong / max(1, total)
@@ -277,6 +330,38 @@ def _same_buffers_everywhere(model: nn.Module, group: Processes) -> None:
     if group.distributed:
         for buffer in model.buffers():
             dist.broadcast(buffer, src=0)
+
+
+def compile_unsupported(device: torch.device) -> str | None:
+    """Why torch.compile cannot train here, or None when it can (on the CPU it needs a C++ compiler)."""
+    try:
+        import torch._dynamo
+    except ImportError:
+        return f"torch {torch.__version__} has no torch.compile"
+    if not torch._dynamo.is_dynamo_supported():
+        return f"torch {torch.__version__} cannot compile on this Python or platform"
+    if device.type == "cpu" and not (os.environ.get("CXX") or any(shutil.which(c) for c in ("g++", "clang++", "c++"))):
+        return "torch.compile on the CPU needs a C++ compiler (g++ or clang++) and none was found"
+    return None
+
+
+def moving_average(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights and buffers (BN running statistics).
+
+    ``average.update_parameters(model)`` after each step sets every floating-point tensor to
+    ``decay * average + (1 - decay) * current`` (the first call copies) and copies integer buffers
+    (BN's step counter). ``average.module`` is a model of the same class holding the average.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], _updates: torch.Tensor) -> None:
+        for avg, now in zip(averaged, current):  # one dtype per call: all floating point, or all integer
+            if avg.is_floating_point():
+                avg.lerp_(now, 1.0 - decay)  # avg + (1 - decay) * (now - avg)
+            else:
+                avg.copy_(now)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
 def _progress_bar(total: int, enabled: bool, description: str):
@@ -312,8 +397,10 @@ def train(
     Returns a ``History``, including the precision, memory format and threads it settled on; on
     KeyboardInterrupt returns the history of the complete epochs so far (the model keeps its
     weights). With ``keep_best`` the weights of the best validation epoch are restored at the end.
-    The test set is evaluated every epoch (``test_every_epoch``) or once at the end on the returned
-    model (``History.final_test_error``).
+    With ``ema_decay`` the returned model holds the moving average (the weights that were evaluated),
+    and a checkpoint stores it as its model and the raw weights as ``raw_model``.
+    The test set is evaluated every (evaluated) epoch (``test_every_epoch``) or once at the end on the
+    returned model (``History.final_test_error``).
     """
     config = config or TrainConfig()
     device = torch.device(device) if device is not None else pick_device()
@@ -349,11 +436,21 @@ def _train(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     model.to(device=device, memory_format=memory_format)
-    net = model  # what the training steps call: the model, or its DistributedDataParallel wrapper
+    if group.distributed and sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the BN layers in place
+    # what is evaluated, kept and returned: the weights, or their moving average (a copy made here)
+    average = moving_average(model, config.ema_decay) if config.ema_decay is not None else None
+    evaluated = model if average is None else average.module
+    net = model  # what the training steps call: the model, or its DistributedDataParallel wrapper, compiled or not
     if group.distributed:
-        if sync_bn:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the BN layers in place
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    compiled = False
+    if config.compile:
+        why_not = compile_unsupported(device)
+        if why_not:
+            warnings.warn(f"compile=True: {why_not}; training without it.", stacklevel=3)
+        else:  # static shapes: fastest kernels; a smaller last batch compiles once more
+            net, compiled = torch.compile(net, dynamic=False), True
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -361,9 +458,11 @@ def _train(
     total_steps = per_epoch * config.epochs
     history = History(
         device=device.type, precision="bf16" if bf16 else "fp32", channels_last=channels_last, threads=threads,
-        processes=group.world_size,
+        processes=group.world_size, evaluated_weights="raw" if average is None else "ema", compiled=compiled,
     )  # fmt: skip
+    compiled_shapes: set[tuple[int, ...]] = set()  # batch shapes the compiled model has seen
     best_val, best_state = math.inf, None
+    evaluation = dict(precision=config.precision, device=device, group=group, tta_flip=config.tta_flip)
     step = 0
     bar = _progress_bar(total_steps, progress and group.is_main, description)
     try:
@@ -384,12 +483,19 @@ def _train(
                 lr = learning_rate(config, step, total_steps)
                 for param_group in optimizer.param_groups:
                     param_group["lr"] = lr
+                compiling = compiled and tuple(x.shape) not in compiled_shapes
+                step_started = time.perf_counter()
                 with autocast(device, bf16):
                     logits = net(x)  # (B, num_classes)
-                    loss = F.cross_entropy(logits.float(), y)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if average is not None:
+                    average.update_parameters(model)
+                if compiling:
+                    compiled_shapes.add(tuple(x.shape))
+                    history.compile_seconds = (history.compile_seconds or 0.0) + time.perf_counter() - step_started
 
                 batch_wrong = (logits.argmax(dim=1) != y).sum().item()
                 batch_loss = loss.item()
@@ -412,12 +518,13 @@ def _train(
 
             loss_sum, wrong, seen = _sum_over_processes([loss_sum, wrong, seen], group, device)
             _same_buffers_everywhere(model, group)
-            val_error = evaluate(model, splits.val, splits, precision=config.precision, device=device, group=group)
-            test_error = (
-                evaluate(model, splits.test, splits, precision=config.precision, device=device, group=group)
-                if config.test_every_epoch
-                else None
-            )
+            if average is not None:
+                _same_buffers_everywhere(average.module, group)
+            val_error = test_error = None
+            if epoch % config.eval_every == 0 or epoch == config.epochs:
+                val_error = evaluate(evaluated, splits.val, splits, **evaluation)
+                if config.test_every_epoch:
+                    test_error = evaluate(evaluated, splits.test, splits, **evaluation)
             history.epoch.append(epoch)
             history.train_loss.append(loss_sum / seen)
             history.train_error.append(100.0 * wrong / seen)
@@ -425,13 +532,19 @@ def _train(
             history.test_error.append(test_error)
             history.lr.append(lr)
             history.seconds.append(time.perf_counter() - started)
-            if val_error < best_val:
+            if val_error is not None and val_error < best_val:
                 best_val, history.best_epoch = val_error, epoch
                 if config.keep_best:
-                    best_state = copy.deepcopy(model.state_dict())
-            bar.set_postfix_str(f"epoch {epoch}: train err {history.train_error[-1]:.1f}%, val err {val_error:.1f}%")
+                    best_state = copy.deepcopy(evaluated.state_dict())
+            val_text = "" if val_error is None else f", val err {val_error:.1f}%"
+            bar.set_postfix_str(f"epoch {epoch}: train err {history.train_error[-1]:.1f}%{val_text}")
             if checkpoint_path is not None and group.is_main:
-                save_checkpoint(checkpoint_path, model, history=history.to_dict(), config=asdict(config), epoch=epoch)
+                raw = (
+                    {} if average is None else {"raw_model": model.state_dict(), "ema_updates": int(average.n_averaged)}
+                )
+                save_checkpoint(
+                    checkpoint_path, evaluated, history=history.to_dict(), config=asdict(config), epoch=epoch, **raw
+                )
     except KeyboardInterrupt:
         history.interrupted = True
         if group.is_main:
@@ -440,12 +553,12 @@ def _train(
         bar.close()
     if config.keep_best and best_state is not None:
         model.load_state_dict(best_state)
-    if history.epoch and not config.test_every_epoch:
-        history.final_test_error = evaluate(
-            model, splits.test, splits, precision=config.precision, device=device, group=group
-        )
-    elif history.epoch:
+    elif average is not None:
+        model.load_state_dict(average.module.state_dict())
+    if history.epoch:
         final_epoch = history.best_epoch if config.keep_best and best_state is not None else history.epoch[-1]
         history.final_test_error = history.test_error[final_epoch - 1]
+        if history.final_test_error is None:  # test_every_epoch=False, or that epoch was not evaluated
+            history.final_test_error = evaluate(model, splits.test, splits, **evaluation)
     model.to(memory_format=torch.contiguous_format)
     return history
