@@ -292,7 +292,9 @@ def run_degradation_seeds(
         path = RUNS_DIR / f"{name}.json"
         if reuse and path.is_file():
             old = load_record(name)
-            if old["mode"] == ("fast" if fast else "full") and old["config"] == asdict(config_k):
+            # A record written before TrainConfig gained a field ran with that field's default.
+            recorded = {**asdict(TrainConfig()), **old["config"]}
+            if old["mode"] == ("fast" if fast else "full") and recorded == asdict(config_k):
                 print(f"seed {seed}: reusing {path}")
                 runs[str(seed)] = old
                 continue

@@ -90,3 +90,21 @@ def test_shipped_nets_keep_their_recorded_test_error():
     for name in ("ResNet-20", "plain-20"):
         model = weights.load_degradation_net(name)
         assert abs(probes.error(model, x, y) - weights.provenance(name)["test_error"]) < 0.5
+
+
+def test_a_seed_recorded_before_trainconfig_grew_a_field_is_reused(tmp_path, monkeypatch):
+    """Records keep their recipe as it was; a field added to TrainConfig later counts as its default."""
+    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path)
+    config = replace(experiments.RECIPES["degradation"](True), seed=5)
+    old_config = {k: v for k, v in vars(config).items() if k not in ("label_smoothing", "ema_decay", "eval_every")}
+    experiments.save_record(
+        {"schema": experiments.SCHEMA, "mode": "fast", "config": old_config, "seed": 5, "findings": {}}, "old-5"
+    )
+
+    def no_training(**kwargs):
+        raise AssertionError("a recorded seed was trained again")
+
+    monkeypatch.setattr(experiments, "run_degradation", no_training)
+    monkeypatch.setattr(experiments, "seed_findings", lambda runs: {})
+    record = experiments.run_degradation_seeds([5], fast=True, save_as="old")
+    assert record["runs"]["5"]["config"] == old_config
