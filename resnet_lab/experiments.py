@@ -586,6 +586,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--random-erasing", type=float, help="probability of random erasing per training image (0 = off)"
     )
+    parser.add_argument("--label-smoothing", type=float, help="training loss only (TrainConfig.label_smoothing)")
+    parser.add_argument("--ema-decay", type=float, help="evaluate an EMA of the weights (TrainConfig.ema_decay)")
+    parser.add_argument("--tta-flip", action="store_true", help="evaluate each image and its mirror image, averaged")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training step (TrainConfig.compile)")
+    parser.add_argument(
+        "--eval-every", type=int, help="validate every k epochs and at the last (TrainConfig.eval_every)"
+    )
+    parser.add_argument("--channels-last", choices=("on", "off"), help="memory format (default: the recipe's, auto)")
     parser.add_argument(
         "--zero-init-residual", action="store_true", help="degradation: residual nets start as identity"
     )
@@ -637,6 +645,18 @@ def main(argv: list[str] | None = None) -> None:
         overrides["warmup_epochs"] = args.warmup_epochs
     if args.random_erasing is not None:
         overrides["random_erasing"] = args.random_erasing
+    if args.label_smoothing is not None:
+        overrides["label_smoothing"] = args.label_smoothing
+    if args.ema_decay is not None:
+        overrides["ema_decay"] = args.ema_decay
+    if args.eval_every is not None:
+        overrides["eval_every"] = args.eval_every
+    if args.channels_last is not None:
+        overrides["channels_last"] = args.channels_last == "on"
+    if args.tta_flip:
+        overrides["tta_flip"] = True
+    if args.compile:
+        overrides["compile"] = True
     config = replace(base, **overrides)
     default_name = {"degradation": "degradation", "family": "family", "cifar10": f"cifar10-resnet{args.depth}"}.get(
         args.experiment, "fashion-full-resnet20"

@@ -93,3 +93,22 @@ def test_format_record(degradation):
 def test_fast_mode_recipe_is_small():
     assert experiments.degradation_config(fast=True).epochs <= 2
     assert experiments.degradation_config(fast=False) == TrainConfig(epochs=10, schedule="onecycle")
+
+
+def test_cli_passes_the_training_levers_to_the_recipe(monkeypatch):
+    seen = {}
+
+    def fake_run(*, fast, config, **kwargs):
+        seen["config"] = config
+        raise SystemExit(0)  # stop before printing a record
+
+    monkeypatch.setattr(experiments, "run_fashion_full", fake_run)
+    with pytest.raises(SystemExit):
+        experiments.main(["fashion-full", "--epochs", "12", "--batch-size", "256", "--lr", "0.2", "--label-smoothing",
+                          "0.1", "--ema-decay", "0.999", "--tta-flip", "--compile", "--eval-every", "3",
+                          "--channels-last", "on"])  # fmt: skip
+    c = seen["config"]
+    assert (c.epochs, c.batch_size, c.lr, c.label_smoothing, c.ema_decay) == (12, 256, 0.2, 0.1, 0.999)
+    assert c.tta_flip and c.compile and c.eval_every == 3 and c.channels_last is True
+    # the recipe's other fields stay the fashion-full recipe's
+    assert (c.momentum, c.weight_decay, c.keep_best) == (0.9, 1e-4, True)
