@@ -94,3 +94,20 @@ def test_dataset_line_drops_the_recording_machines_path():
         experiments.dataset_line(record)
         == "fashion-mnist: 55000 train / 5000 val / 10000 test images of 1x28x28, 10 classes"
     )
+
+
+def test_three_seed_degradation_record_and_the_findings_that_hold_in_every_seed(check_schema):
+    """The committed 3-seed record (notebook 07): the claims stated as findings hold in every seed."""
+    seeds = experiments.load_record("degradation-seeds")
+    assert seeds["mode"] == "full" and seeds["seeds"] == [0, 1, 2]
+    for seed, run in seeds["runs"].items():
+        check_schema(run, NET_NAMES)
+        assert run["seed"] == int(seed) and run["config"]["epochs"] == 10 and run["dataset"]["train"] == 9000
+        final = {name: net["final"]["train_error"] for name, net in run["nets"].items()}
+        assert final["plain-56"] > final["plain-20"] + 5  # degradation, by 9-20 points
+        assert final["ResNet-56"] - final["ResNet-20"] < (final["plain-56"] - final["plain-20"]) / 5
+        assert final["ResNet-56"] > final["ResNet-20"]  # at 10 epochs the deeper ResNet is not yet below
+    claims = seeds["findings"]["claims"]
+    for key in ("degradation", "residual_removes_most_of_gap", "resnet56_below_plain56", "resnet_gap_below_plain_gap"):
+        assert claims[key]["every_seed"], key
+    assert claims["resnet56_at_or_below_resnet20"]["holds_in_seeds"] == []
