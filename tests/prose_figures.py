@@ -64,6 +64,11 @@ REVIEWED: dict[str, tuple[str, str]] = {
     "76.87": ("He et al. 2019 (Bag of Tricks), Table 5: ResNet-50-C (deep 3x3 stem) top-1 (%)", "10"),
     # Xie et al. 2017 (ResNeXt), arXiv:1611.05431, Table 3
     "22.2": ("Xie et al. 2017, Table 3: ResNeXt-50 (32x4d) ImageNet top-1 error (%)", "10"),
+    "23.9": ("Xie et al. 2017, Table 3: their ResNet-50's ImageNet top-1 error (%), next to ResNeXt-50", "10"),
+    "21.9": (
+        "Zagoruyko & Komodakis 2016: WRN-50-2-bottleneck ImageNet top-1 error (%), reference.WRN50_2_TOP1_ERROR",
+        "10",
+    ),
     # He et al. 2016 (identity mappings), arXiv:1603.05027: pre-act ResNet-1001 parameters (M)
     "10.2": ("He et al. 2016, Table 3 / text: ResNet-1001 has 10.2M parameters", "10"),
     # chance level and ln 10 for ten classes (arithmetic, not a measurement)
