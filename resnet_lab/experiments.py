@@ -633,30 +633,14 @@ def main(argv: list[str] | None = None) -> None:
     fast = args.fast or fast_mode()  # decided here, once, and passed down
     base = cifar10_config(fast, args.depth) if args.experiment == "cifar10" else RECIPES[args.experiment](fast)
     overrides = {"seed": args.seed}
-    if args.epochs:
-        overrides["epochs"] = args.epochs
-    if args.batch_size is not None:
-        overrides["batch_size"] = args.batch_size
-    if args.lr is not None:
-        overrides["lr"] = args.lr
-    if args.schedule:
-        overrides["schedule"] = args.schedule
-    if args.warmup_epochs is not None:
-        overrides["warmup_epochs"] = args.warmup_epochs
-    if args.random_erasing is not None:
-        overrides["random_erasing"] = args.random_erasing
-    if args.label_smoothing is not None:
-        overrides["label_smoothing"] = args.label_smoothing
-    if args.ema_decay is not None:
-        overrides["ema_decay"] = args.ema_decay
-    if args.eval_every is not None:
-        overrides["eval_every"] = args.eval_every
+    for field in ("batch_size", "lr", "warmup_epochs", "random_erasing", "label_smoothing", "ema_decay", "eval_every"):
+        if getattr(args, field) is not None:
+            overrides[field] = getattr(args, field)
+    for field in ("epochs", "schedule", "tta_flip", "compile"):  # flags and options where a false value means unset
+        if getattr(args, field):
+            overrides[field] = getattr(args, field)
     if args.channels_last is not None:
         overrides["channels_last"] = args.channels_last == "on"
-    if args.tta_flip:
-        overrides["tta_flip"] = True
-    if args.compile:
-        overrides["compile"] = True
     config = replace(base, **overrides)
     default_name = {"degradation": "degradation", "family": "family", "cifar10": f"cifar10-resnet{args.depth}"}.get(
         args.experiment, "fashion-full-resnet20"

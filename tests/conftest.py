@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+import torch
 
-from resnet_lab import experiments
+from resnet_lab import data, experiments
 
 HISTORY_KEYS = {
     "epoch",
@@ -53,3 +54,19 @@ def check_record_schema(record: dict, nets: list[str]) -> None:
 @pytest.fixture
 def check_schema() -> Callable[[dict, list[str]], None]:
     return check_record_schema
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny nets train as fast on one thread, and far faster when other jobs share the cores; the caller's
+    thread count is restored after the module. Opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_splits() -> data.Splits:
+    """96 training, 40 validation and 40 test images of the shipped subset (fast mode)."""
+    return data.load_fashion_mnist("subset", fast=True).first(train=96, val=40, test=40)

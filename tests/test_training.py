@@ -7,22 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from resnet_lab import cifar_resnet, data, training
+from resnet_lab import cifar_resnet, training
 from resnet_lab.checkpoints import load_checkpoint
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets train as fast on one thread, and far faster when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_splits() -> data.Splits:
-    return data.load_fashion_mnist("subset", fast=True).first(train=96, val=40, test=40)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py; tiny_splits too
 
 
 def tiny_config(**changes) -> training.TrainConfig:

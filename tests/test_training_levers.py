@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from test_training import InterruptAfter  # noqa: E402  (tests/ is on sys.path under pytest)
 from torch import nn  # noqa: E402
 
 from resnet_lab import cifar_resnet, data, plots, training  # noqa: E402
@@ -28,17 +29,7 @@ WHY_NO_COMPILE = training.compile_unsupported(torch.device("cpu"))
 SLOW_COMPILE = os.environ.get("RESNET_LAB_COMPILE_TESTS", "") == "1"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_splits() -> data.Splits:
-    return data.load_fashion_mnist("subset", fast=True).first(train=96, val=40, test=40)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py; tiny_splits too
 
 
 def tiny_config(**changes) -> training.TrainConfig:
@@ -205,21 +196,6 @@ def test_eval_every_evaluates_every_kth_and_the_last_epoch(tiny_splits, monkeypa
     figure = plots.plot_history(history)  # the validation curve skips epoch 1
     assert list(figure.axes[0].lines[1].get_xdata()) == [2, 3]
     plt.close(figure)
-
-
-class InterruptAfter(nn.Module):
-    """Raises KeyboardInterrupt (as Ctrl-C would) at the n-th training forward."""
-
-    def __init__(self, model: nn.Module, calls: int) -> None:
-        super().__init__()
-        self.model, self.calls = model, calls
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            self.calls -= 1
-            if self.calls == 0:
-                raise KeyboardInterrupt
-        return self.model(x)
 
 
 def test_an_interrupted_run_whose_last_epoch_was_not_evaluated_tests_the_returned_model(tiny_splits):
