@@ -374,6 +374,32 @@ def run_fashion_full(
     return record
 
 
+def choose_on_validation(
+    candidates: dict[str, dict[str, Any]],
+    *,
+    net: str = "ResNet-20",
+    budget_seconds: float | None = None,
+    tie_points: float = 0.0,
+) -> str:
+    """The name of the candidate record with the lowest best validation error, by a rule fixed in advance.
+
+    ``candidates``: name -> run record, the simplest recipe first. A record whose ``total_seconds`` exceeds
+    ``budget_seconds`` is out. The first (simplest) candidate still in the budget wins unless another one is
+    lower by more than ``tie_points`` percentage points. Test errors play no part.
+    """
+    if not candidates:
+        raise ValueError("choose_on_validation needs at least one candidate record")
+    in_budget = {
+        name: r for name, r in candidates.items() if budget_seconds is None or r["total_seconds"] <= budget_seconds
+    }
+    if not in_budget:
+        raise ValueError(f"no candidate finished within {budget_seconds} s: " + ", ".join(
+            f"{name} took {r['total_seconds']} s" for name, r in candidates.items()))  # fmt: skip
+    errors = {name: r["nets"][net]["final"]["best_val_error"] for name, r in in_budget.items()}
+    simplest, best = next(iter(errors)), min(errors, key=errors.get)
+    return simplest if errors[simplest] - errors[best] <= tie_points + 1e-9 else best  # 1e-9: float rounding
+
+
 def iteration_plan(config: TrainConfig, train_images: int, processes: int = 1) -> dict[str, Any]:
     """How a run of ``config`` on ``train_images`` images in ``processes`` processes counts its iterations.
 

@@ -112,3 +112,23 @@ def test_cli_passes_the_training_levers_to_the_recipe(monkeypatch):
     assert c.tta_flip and c.compile and c.eval_every == 3 and c.channels_last is True
     # the recipe's other fields stay the fashion-full recipe's
     assert (c.momentum, c.weight_decay, c.keep_best) == (0.9, 1e-4, True)
+
+
+def _candidate(best_val_error: float, seconds: float, test_error: float = 5.0) -> dict:
+    final = {"best_val_error": best_val_error, "test_error": test_error}
+    return {"total_seconds": seconds, "nets": {"ResNet-20": {"final": final}}}
+
+
+def test_choose_on_validation_keeps_the_simplest_within_the_tie_and_drops_runs_over_budget():
+    choose = experiments.choose_on_validation
+    assert choose({"A": _candidate(7.62, 600), "B": _candidate(7.60, 600)}, tie_points=0.02) == "A"  # a tie
+    assert choose({"A": _candidate(7.62, 600), "B": _candidate(7.58, 600)}, tie_points=0.02) == "B"
+    assert choose({"A": _candidate(7.0, 600), "B": _candidate(7.5, 600)}) == "A"
+    # the test error plays no part
+    assert choose({"A": _candidate(7.6, 600, test_error=1.0), "B": _candidate(7.0, 600, test_error=9.0)}) == "B"
+    # over the budget: out, however good
+    assert choose({"A": _candidate(7.6, 700), "B": _candidate(5.0, 721)}, budget_seconds=720) == "A"
+    with pytest.raises(ValueError, match="no candidate finished within 720"):
+        choose({"A": _candidate(7.6, 730)}, budget_seconds=720)
+    with pytest.raises(ValueError, match="at least one"):
+        choose({})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from resnet_lab import experiments
@@ -111,3 +113,31 @@ def test_three_seed_degradation_record_and_the_findings_that_hold_in_every_seed(
     for key in ("degradation", "residual_removes_most_of_gap", "resnet56_below_plain56", "resnet_gap_below_plain_gap"):
         assert claims[key]["every_seed"], key
     assert claims["resnet56_at_or_below_resnet20"]["holds_in_seeds"] == []
+
+
+def test_12_minute_candidates_follow_their_committed_plan(check_schema):
+    """data/runs/plans/fashion-full-12min.md: two 7-epoch candidates, chosen on validation, within 720 s."""
+    a, b = experiments.load_record("fashion-full-12min-a"), experiments.load_record("fashion-full-12min-b")
+    levers = {"label_smoothing": 0.1, "tta_flip": True}
+    for record in (a, b):
+        check_schema(record, ["ResNet-20"])
+        assert (record["dataset"]["train"], record["dataset"]["val"], record["dataset"]["test"]) == (55000, 5000, 10000)
+        assert record["environment"]["cpu_count"] == 2 and record["environment"]["torch_threads"] == 2
+        assert record["environment"]["precision"] == "fp32"  # the CPU has no native bf16
+        assert record["total_seconds"] <= 12 * 60
+        net = record["nets"]["ResNet-20"]
+        assert net["history"]["test_error"] == [None] * 7  # test set touched once, at the end
+        assert net["final"]["best_val_error"] == min(net["history"]["val_error"])
+    plan = TrainConfig(**{**dataclasses.asdict(experiments.fashion_full_config()), "epochs": 7})
+    assert TrainConfig(**a["config"]) == plan
+    assert TrainConfig(**b["config"]) == dataclasses.replace(plan, **levers)
+    chosen = experiments.choose_on_validation({"A": a, "B": b}, budget_seconds=12 * 60, tie_points=0.02)
+    assert chosen == "B"  # as notebook 08 and the README report
+    # the 25-minute budget: the chosen levers for 14 epochs
+    long = experiments.load_record("fashion-full-25min")
+    check_schema(long, ["ResNet-20"])
+    assert TrainConfig(**long["config"]) == dataclasses.replace(plan, epochs=14, **levers)
+    # planned for 25 minutes from A's pace; it took 32 s more (flip TTA), as the README and notebook 08 say
+    assert 25 * 60 < long["total_seconds"] <= 26 * 60
+    # the reported outcome: the 12-minute target (>= 94.0 %) is not met, nor by the 14-epoch run
+    assert b["test_accuracy"] == pytest.approx(92.57) and long["test_accuracy"] == pytest.approx(93.69)
