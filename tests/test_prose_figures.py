@@ -53,7 +53,7 @@ def test_a_wrong_number_in_a_lesson_is_caught(tmp_path: Path, records: set[Numbe
     cell = next(
         i
         for i, c in enumerate(nb["cells"])
-        if c["cell_type"] == "markdown" and "What this record shows" in "".join(c["source"])
+        if c["cell_type"] == "markdown" and "What holds in **every one of the three seeds**" in "".join(c["source"])
     )
     text = "".join(nb["cells"][cell]["source"])
     figure = next(figures_in(text))
