@@ -14,6 +14,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
+# How long a page may take to show something before the test fails. These limits catch a page that never
+# shows it, not a slow one: on a 2-core machine shared with notebook kernels, the grader's kernels and
+# torchrun, JupyterLab took tens of seconds to draw what an idle machine draws in one or two. Every
+# action and wait without its own limit gets this one (Playwright's default is 30 s).
+UI_TIMEOUT_MS = 90_000
 VENV = Path(sys.prefix)  # the environment running pytest (.venv under `make test`)
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

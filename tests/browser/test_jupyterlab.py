@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from browser_helpers import REPO, VENV, assert_cjk_font, fonts_rendering, skip_or_fail, watch
+from browser_helpers import REPO, UI_TIMEOUT_MS, VENV, assert_cjk_font, fonts_rendering, skip_or_fail, watch
 
 RUN_TIMEOUT_MS = int(os.environ.get("RESNET_LAB_RUN_TIMEOUT_MS", 240_000))
 COPY_IGNORE = shutil.ignore_patterns(
@@ -115,6 +115,7 @@ def lab(tmp_path_factory, chromium_path: str) -> Iterator[Lab]:
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT_MS)
     page = context.new_page()
     yield page
     context.close()
@@ -150,15 +151,15 @@ class KernelErrors:
 
 def open_notebook(page, url: str, name: str) -> None:
     page.goto(url)
-    page.wait_for_url(re.compile(r"/lab"), timeout=60_000)
-    page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel", has_text=name).wait_for(timeout=60_000)
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.wait_for(timeout=60_000)
+    page.wait_for_url(re.compile(r"/lab"), timeout=UI_TIMEOUT_MS)
+    page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel", has_text=name).wait_for(timeout=UI_TIMEOUT_MS)
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.wait_for(timeout=UI_TIMEOUT_MS)
     wait_for_idle_kernel(page)
 
 
 def wait_for_idle_kernel(page) -> None:
     """The status bar says `Python 3 (ipykernel) | Idle`: the kernel is up, connected and not busy."""
-    page.locator(".jp-StatusBar-Widget").get_by_text(re.compile(r"\| Idle$")).first.wait_for(timeout=90_000)
+    page.locator(".jp-StatusBar-Widget").get_by_text(re.compile(r"\| Idle$")).first.wait_for(timeout=UI_TIMEOUT_MS)
 
 
 def restart_and_run_all(page) -> None:
@@ -212,7 +213,7 @@ def test_make_lab_shows_the_repo_and_runs_00_without_errors(lab: Lab, page, arti
     listing = page.locator(".jp-DirListing-content .jp-DirListing-itemName")
     listing.filter(has_text="00_start_here.ipynb").first.wait_for()
     page.locator(".jp-BreadCrumbs-home").first.click()
-    listing.filter(has_text="README.md").first.wait_for(timeout=15_000)
+    listing.filter(has_text="README.md").first.wait_for(timeout=UI_TIMEOUT_MS)
     names = set(listing.all_inner_texts())
     assert {"README.md", "docs", "data", "notebooks"} <= names, f"file browser root shows {sorted(names)}"
 
@@ -235,8 +236,10 @@ def test_make_lab_shows_the_repo_and_runs_00_without_errors(lab: Lab, page, arti
     link = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedMarkdown a[href*='glossary']").first
     link.scroll_into_view_if_needed()
     link.click()
-    page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel", has_text="glossary.md").wait_for(timeout=30_000)
-    page.locator(".jp-MainAreaWidget:not(.lm-mod-hidden)").get_by_text("残差").first.wait_for(timeout=30_000)
+    page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel", has_text="glossary.md").wait_for(
+        timeout=UI_TIMEOUT_MS
+    )
+    page.locator(".jp-MainAreaWidget:not(.lm-mod-hidden)").get_by_text("残差").first.wait_for(timeout=UI_TIMEOUT_MS)
     assert_cjk_font(fonts_rendering(page, "残差"), "残差")
     assert not page.locator(".jp-Dialog").filter(has_text=re.compile("not found|Cannot open", re.I)).count()
     page.screenshot(path=str(artifacts / "lab-glossary.png"))
@@ -266,7 +269,9 @@ def test_student_copy_check_cell_gives_a_friendly_hint(lab: Lab, page, artifacts
     # (windowing), so wait until the hint itself is painted after scrolling, not just present.
     cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell", has_text="checks.residual_unit(").first
     cell.scroll_into_view_if_needed()
-    cell.locator(".jp-OutputArea-output", has_text="not done yet").first.wait_for(state="visible", timeout=15_000)
+    cell.locator(".jp-OutputArea-output", has_text="not done yet").first.wait_for(
+        state="visible", timeout=UI_TIMEOUT_MS
+    )
     page.wait_for_timeout(500)  # let the scroll settle before the picture
     page.screenshot(path=str(artifacts / "lab-student-check-hint.png"))
     assert not problems.all(), "\n".join(problems.all())

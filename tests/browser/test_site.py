@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_helpers import REPO, VENV, assert_cjk_font, fonts_rendering, skip_or_fail, watch
+from browser_helpers import REPO, UI_TIMEOUT_MS, VENV, assert_cjk_font, fonts_rendering, skip_or_fail, watch
 
 LESSONS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
@@ -83,6 +83,7 @@ def site_url(site: Path) -> Iterator[str]:
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT_MS)
     page = context.new_page()
     yield page
     context.close()
@@ -97,7 +98,7 @@ def wait_for_mathjax(page) -> None:
             else if (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise) done();
             else setTimeout(() => resolve(false), 100);
         })""",
-        timeout=30_000,
+        timeout=UI_TIMEOUT_MS,
         polling=200,
     )
 
@@ -167,7 +168,7 @@ def test_search_finds_a_lesson(site_url: str, page) -> None:
     problems = watch(page)
     page.goto(f"{site_url}/search.html?q=bottleneck", wait_until="load")
     results = page.locator("#search-results li a")
-    results.first.wait_for(timeout=15_000)
+    results.first.wait_for(timeout=UI_TIMEOUT_MS)
     hrefs = [results.nth(i).get_attribute("href") for i in range(results.count())]
     assert any("03_bottleneck_block" in (href or "") for href in hrefs), hrefs
     assert not problems.all(), "\n".join(problems.all())
