@@ -1,4 +1,8 @@
-"""Notebook 10's checkers accept correct answers in several styles and name the expected mistakes."""
+"""Notebook 10's checkers accept correct answers in several styles and name the expected mistakes.
+
+The pre-activation and SE checkers also require the package's names once the function is right, because
+notebook 10 loads the package's weights into those blocks by name in the cells after their checks (issue 20).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def rejects(checker, answer, *phrases) -> str:
 
 
 class PreActBlock(nn.Module):
-    """The course's style: torchvision-like names, projection reads the pre-activated input."""
+    """The course's style: the package's names, projection reads the pre-activated input, functional ReLUs."""
 
     def __init__(self, in_channels, planes, stride=1):
         super().__init__()
@@ -40,22 +44,49 @@ class PreActBlock(nn.Module):
         self.conv1 = conv3x3(in_channels, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
-        self.shortcut = None
+        self.downsample = None
         if stride != 1 or in_channels != planes:
-            self.shortcut = nn.Sequential(conv1x1(in_channels, planes, stride), nn.BatchNorm2d(planes))
+            self.downsample = nn.Sequential(conv1x1(in_channels, planes, stride), nn.BatchNorm2d(planes))
 
     def forward(self, x):
         pre = F.relu(self.bn1(x))
         out = self.conv2(F.relu(self.bn2(self.conv1(pre))))
-        return out + (x if self.shortcut is None else self.shortcut(pre))
+        return out + (x if self.downsample is None else self.downsample(pre))
+
+
+class PreActModulesOtherOrder(nn.Module):
+    """Another style: projection built first, convs before BNs, nn.ReLU modules, an if/else forward."""
+
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__()
+        needs_projection = stride != 1 or in_channels != planes
+        self.downsample = (
+            nn.Sequential(
+                nn.Conv2d(in_channels, planes, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
+            if needs_projection
+            else None
+        )
+        self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+        self.bn1, self.bn2 = nn.BatchNorm2d(in_channels), nn.BatchNorm2d(planes)
+        self.act1, self.act2 = nn.ReLU(), nn.ReLU()
+
+    def forward(self, x):
+        pre = self.act1(self.bn1(x))
+        if self.downsample is not None:
+            shortcut = self.downsample(pre)
+        else:
+            shortcut = x
+        return self.conv2(self.act2(self.bn2(self.conv1(pre)))) + shortcut
 
 
 class PreActProjectsRawX(PreActBlock):
-    """The other convention: the projection reads x."""
+    """The other convention of some re-implementations: the projection reads x (not what notebook 10 needs)."""
 
     def forward(self, x):
         out = self.conv2(F.relu(self.bn2(self.conv1(F.relu(self.bn1(x))))))
-        return out + (x if self.shortcut is None else self.shortcut(x))
+        return out + (x if self.downsample is None else self.downsample(x))
 
 
 class PreActSequential(nn.Module):
@@ -85,14 +116,26 @@ class PreActSequential(nn.Module):
     "cls",
     [
         PreActBlock,
-        PreActProjectsRawX,
-        PreActSequential,
+        PreActModulesOtherOrder,
         lambda cin, planes, stride=1: BasicBlock(cin, planes, stride, preact=True),
     ],
 )
 def test_preact_block_accepts_correct_blocks(cls, capsys):
     checks.preact_block(cls)
     assert capsys.readouterr().out.startswith("✓ preact_block: 4 configurations match")
+
+
+def test_preact_block_names_a_projection_that_reads_x():
+    """Notebook 10's next cell compares with the package's block, whose projection reads ReLU(BN1(x))."""
+    rejects(checks.preact_block, PreActProjectsRawX, "projection shortcut reads the raw input x", "ReLU(BN1(x))")
+    checks.preact_block(PreActProjectsRawX, configs=[(16, 16, 1)])  # without a projection the two agree
+
+
+def test_preact_block_requires_the_names_the_next_cell_loads_by():
+    message = rejects(
+        checks.preact_block, PreActSequential, "computes the right function", "load the package's weights"
+    )
+    assert "missing conv1.weight" in message and "unexpected" in message and "Hint: keep the names" in message
 
 
 # ---- pre-activation block: mistakes
@@ -112,14 +155,14 @@ class PostActOrder(PreActBlock):
 
     def forward(self, x):
         out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return out + (x if self.shortcut is None else self.shortcut(x))
+        return out + (x if self.downsample is None else self.downsample(x))
 
 
 class IdentityOfPreactivated(PreActBlock):
     def forward(self, x):
         pre = F.relu(self.bn1(x))
         out = self.conv2(F.relu(self.bn2(self.conv1(pre))))
-        return out + (pre if self.shortcut is None else self.shortcut(pre))
+        return out + (pre if self.downsample is None else self.downsample(pre))
 
 
 def test_preact_block_rejects_relu_after_the_add():
@@ -139,8 +182,36 @@ def test_preact_block_rejects_an_identity_of_the_preactivated_input():
 # ---- squeeze-excitation module
 
 
+class SEConv(nn.Module):
+    """The lesson's layout (1x1 convs with biases named fc1, fc2), x.mean, functional activations."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, channels // reduction, 1)
+        self.fc2 = nn.Conv2d(channels // reduction, channels, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
+
+
+class SEModules(nn.Module):
+    """Another style: pooling, activations and the sigmoid as modules, registered between the layers."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, channels // reduction, kernel_size=1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(channels // reduction, channels, kernel_size=1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        s = self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+        return s.expand_as(x) * x
+
+
 class SELinear(nn.Module):
-    """Linear layers, x.mean, functional activations."""
+    """Linear layers, x.mean, functional activations: the right function, not the lesson's layout."""
 
     def __init__(self, channels, reduction=16):
         super().__init__()
@@ -170,10 +241,20 @@ class SESequentialNoBias(nn.Module):
         return x * self.excite(x)
 
 
-@pytest.mark.parametrize("cls", [SELinear, SESequentialNoBias, SqueezeExcitation])
+@pytest.mark.parametrize("cls", [SEConv, SEModules, SqueezeExcitation])
 def test_squeeze_excitation_accepts_correct_modules(cls, capsys):
     checks.squeeze_excitation(cls)
     assert capsys.readouterr().out.startswith("✓ squeeze_excitation: 3 configurations match")
+
+
+@pytest.mark.parametrize(
+    "cls,detail",
+    [(SELinear, "other shapes: fc1.weight (4, 64)"), (SESequentialNoBias, "missing fc1.weight")],
+)
+def test_squeeze_excitation_right_function_other_layout_is_told_the_names(cls, detail):
+    """The function passes (the hint is about names, not a wrong step); notebook 10's next cells need fc1/fc2 convs."""
+    message = rejects(checks.squeeze_excitation, cls, "computes the right function", detail)
+    assert "two 1x1 convolutions with biases, named fc1" in message
 
 
 class SENoSigmoid(SELinear):
@@ -219,7 +300,7 @@ class SEBlock(nn.Module):
         super().__init__()
         self.conv1, self.bn1 = conv3x3(in_channels, planes, stride), nn.BatchNorm2d(planes)
         self.conv2, self.bn2 = conv3x3(planes, planes), nn.BatchNorm2d(planes)
-        self.se = SELinear(planes, 16)
+        self.se = SEConv(planes, 16)
         self.downsample = None
         if stride != 1 or in_channels != planes:
             self.downsample = nn.Sequential(conv1x1(in_channels, planes, stride), nn.BatchNorm2d(planes))
@@ -236,11 +317,25 @@ class SEAfterAdd(SEBlock):
         return F.relu(self.se(out + (x if self.downsample is None else self.downsample(x))))
 
 
+class SEBlockLinear(SEBlock):
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__(in_channels, planes, stride)
+        self.se = SELinear(planes, 16)
+
+
+class SEBlockReluBeforeSE(SEBlock):
+    def forward(self, x):
+        out = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+        return F.relu(self.se(out) + (x if self.downsample is None else self.downsample(x)))
+
+
 def test_se_block_accepts_and_rejects(capsys):
     checks.se_block(SEBlock)
     checks.se_block(lambda cin, planes, stride=1: BasicBlock(cin, planes, stride, se=True))
     assert capsys.readouterr().out.count("✓ se_block: 3 configurations match") == 2
     rejects(checks.se_block, SEAfterAdd, "SE applied after the add")
+    rejects(checks.se_block, SEBlockReluBeforeSE, "ReLU between the branch's last BN and the SE module")
+    rejects(checks.se_block, SEBlockLinear, "computes the right function", "se.fc1.weight", "named fc1 and fc2")
 
 
 # ---- grouped bottleneck

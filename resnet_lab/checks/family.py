@@ -3,8 +3,11 @@ a basic block with squeeze-excitation, and a grouped (ResNeXt) bottleneck.
 
 Each checker takes the student's class, optionally a list of configurations (``configs``), and
 prints one ``✓`` line or raises ``AssertionError`` with a hint that names the likely mistake:
-a ReLU after the add in a pre-activation block, an SE module without its sigmoid or applied after
-the add, a grouped conv whose width forgets the groups.
+a ReLU after the add in a pre-activation block, a projection that reads x instead of the
+pre-activated input, an SE module without its sigmoid or applied after the add, a grouped conv whose
+width forgets the groups. Notebook 10 loads the package's weights into the student's pre-activation
+and SE blocks by name in the cells after their checks, so those checkers also require the package's
+names (``require_names``) once the function is right; the lesson states the names before the exercise.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ HINT_SE_AFTER_ADD = (
     "your SE module rescales the sum: SE applied after the add. It belongs on the residual branch, "
     "F(x) -> SE(F(x)), before the shortcut is added, so the identity path stays unscaled."
 )
+HINT_PROJECTION_READS_X = (
+    "your projection shortcut reads the raw input x. In this lesson (as in the authors' code and in "
+    "resnet_lab) it reads the pre-activated input ReLU(BN1(x)), the same tensor the first conv reads; an "
+    "identity shortcut still adds x itself"
+)
 HINT_NO_SIGMOID = (
     "your gates are not squashed into (0, 1): the sigmoid is missing after the second layer "
     "(gates = sigmoid(W2 ReLU(W1 z))); without it the 'gates' can be negative or larger than 1."
@@ -66,6 +74,37 @@ def _seeded_pair(
     return reference, make_student()
 
 
+def require_names(where: str, student: nn.Module, reference: nn.Module, names_hint: str) -> None:
+    """Fail unless ``student``'s state dict has the reference's names and shapes.
+
+    The lesson's next cells load the package's weights into the student's module by name
+    (``load_state_dict(..., strict=True)``), so a block that computes the right function under other
+    names would pass here and fail there. ``names_hint`` says which names the lesson asks for.
+    """
+    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in student.state_dict().items()}
+    if expected == got:
+        return
+    missing = [k for k in expected if k not in got]
+    extra = [k for k in got if k not in expected]
+    shapes = [
+        f"{k} {fmt_shape(got[k])} (expected {fmt_shape(expected[k])})"
+        for k in expected
+        if k in got and got[k] != expected[k]
+    ]
+    parts = [
+        f"missing {', '.join(missing[:4])}" if missing else "",
+        f"unexpected {', '.join(extra[:4])}" if extra else "",
+        f"other shapes: {'; '.join(shapes[:3])}" if shapes else "",
+    ]
+    raise fail(
+        where,
+        "your module computes the right function, but the next cells load the package's weights into it by "
+        "name, and its names differ: " + "; ".join(p for p in parts if p),
+        names_hint,
+    )
+
+
 def _run_basic_variant(
     checker: str, flag: str, block_configs: Sequence[tuple[int, int, int]], check_one: Callable[..., None]
 ) -> None:
@@ -83,15 +122,6 @@ def _run_basic_variant(
 # --------------------------------------------------------------------------------------
 # Pre-activation block
 # --------------------------------------------------------------------------------------
-
-
-class _PreactProjectsX(BasicBlock):
-    """The other correct convention: the projection shortcut reads x itself, not ReLU(BN(x))."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.relu(self.bn1(x))
-        out = self.conv2(self.relu(self.bn2(self.conv1(pre))))
-        return out + (x if self.downsample is None else self.downsample(x))
 
 
 def _preact_parts(ref: BasicBlock, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -118,6 +148,8 @@ def _preact_mismatch_hints(outcome: Outcome) -> list[str]:
             "your identity shortcut adds ReLU(BN(x)) instead of x: only a projection reads the pre-activated "
             "input; an identity shortcut carries x itself, untouched"
         ]
+    if ref.downsample is not None and close(y, parts["branch"] + ref.downsample(x)):
+        return [HINT_PROJECTION_READS_X]
     if close(y, parts["branch"]):
         return ["your output is F(x) alone: the shortcut is never added"]
     if parts["post_branch"] is not None and (
@@ -145,12 +177,21 @@ def _preact_static_hints(model: nn.Module, in_channels: int, planes: int) -> lis
     return hints
 
 
+HINT_PREACT_NAMES = (
+    "keep the names of notebook 10's Basic: bn1 (on the block's input), conv1, bn2, conv2, and downsample, a "
+    "Sequential of the 1x1 conv then its BN (None where the shape does not change)"
+)
+
+
 def preact_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, int]] | None = None) -> None:
     """Check ``cls(in_channels, planes, stride=1)``: a pre-activation basic block (He et al. 2016).
 
     Compared with ``BasicBlock(in_channels, planes, stride, preact=True, shortcut="B")``: out =
     conv2(ReLU(BN2(conv1(ReLU(BN1(x)))))) + shortcut, no ReLU after the add. A projection shortcut
-    (1x1 conv + BN, where the shape changes) may read ReLU(BN1(x)) (the authors' code) or x.
+    (1x1 conv + BN, where the shape changes) reads ReLU(BN1(x)), as in the authors' code; one that reads x
+    is named in the hint. Layers may be registered in any order and ReLUs be modules or functions, but
+    the state dict must use the package's names (``bn1``, ``conv1``, ``bn2``, ``conv2``, ``downsample``),
+    because notebook 10 loads the package's weights into the student's block by name right after.
     ``configs``: (in_channels, planes, stride) triples; by default four, two of them projecting.
     """
     checker = "preact_block"
@@ -162,24 +203,15 @@ def preact_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int
         call_text = f"{name}({in_channels}, {planes}, stride={stride})"
         where = f"{checker}, {call_text}"
         x = _gen_input((2, in_channels, 8, 8))
+        reference, student = _seeded_pair(
+            lambda: BasicBlock(in_channels, planes, stride, preact=True, shortcut="B"),
+            lambda: build(checker, where, call_text, cls, in_channels, planes, stride),
+        )
         diagnosis = Diagnosis(
             static=lambda: _preact_static_hints(student, in_channels, planes), on_mismatch=_preact_mismatch_hints
         )
-        first_failure: AssertionError | None = None
-        for reference_cls in (BasicBlock, _PreactProjectsX):
-            reference, student = _seeded_pair(
-                lambda ref=reference_cls: ref(in_channels, planes, stride, preact=True, shortcut="B"),
-                lambda: build(checker, where, call_text, cls, in_channels, planes, stride),
-            )
-            try:
-                compare(checker, where, student, reference, x, diagnosis)
-                return
-            except AssertionError as exc:
-                first_failure = first_failure or exc
-                if reference.downsample is None or "outputs differ" not in str(exc):
-                    break  # the second convention differs only in what a projection reads
-        assert first_failure is not None
-        raise first_failure
+        compare(checker, where, student, reference, x, diagnosis)
+        require_names(where, student, reference, HINT_PREACT_NAMES)
 
     _run_basic_variant(checker, "preact", block_configs, check_one)
 
@@ -238,11 +270,21 @@ def _se_mismatch_hints(reference: SqueezeExcitation, x: torch.Tensor, y: torch.T
     return ["check the steps: z = mean of x over H and W; gates = sigmoid(W2 ReLU(W1 z)); return x * gates"]
 
 
+HINT_SE_NAMES = (
+    "the lesson asks for torchvision's layout: two 1x1 convolutions with biases, named fc1 (channels -> "
+    "channels // reduction) and fc2 (back to channels), so that torchvision's weights load into your module"
+)
+
+
 def squeeze_excitation(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int]] | None = None) -> None:
     """Check ``cls(channels, reduction=16)``: a squeeze-excitation module (Hu et al. 2018), (N, C, H, W) -> same.
 
-    Compared with ``resnet_lab.blocks.SqueezeExcitation``. The two layers may be ``nn.Linear`` or 1x1
-    ``nn.Conv2d``, with or without biases; the squeeze may be ``AdaptiveAvgPool2d`` or ``x.mean``.
+    Compared with ``resnet_lab.blocks.SqueezeExcitation``. The function is checked first, whatever the
+    layers' style (``nn.Linear`` or 1x1 ``nn.Conv2d``, with or without biases; the squeeze by
+    ``AdaptiveAvgPool2d`` or ``x.mean``; the sigmoid as a module or a function), so a wrong step is named
+    whatever the style. Then the names: notebook 10 loads torchvision's and the package's SE weights into
+    the student's module by name, so the two layers must be 1x1 convs with biases called ``fc1`` and
+    ``fc2`` (torchvision's ``SqueezeExcitation``); the notebook says so before the exercise.
     ``configs``: (channels, reduction) pairs; by default (64, 16), (32, 4) and (48, 16).
     """
     checker = "squeeze_excitation"
@@ -298,6 +340,7 @@ def squeeze_excitation(cls: Callable[..., nn.Module], configs: Sequence[tuple[in
                 "layer shapes match, but the outputs differ (with the same weights)",
                 _se_mismatch_hints(reference, x, y),
             )
+        require_names(where, student, SqueezeExcitation(channels, reduction), HINT_SE_NAMES)
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs(cases, check_one)
@@ -357,11 +400,20 @@ def _mirror_student_se(reference: BasicBlock, student: nn.Module, channels: int)
         reference.se = _ExcitationLike(layers)
 
 
+HINT_SE_BLOCK_NAMES = (
+    "keep Basic's layers (conv1, bn1, conv2, bn2, downsample) and the SE module as `se`, whose two layers are "
+    "1x1 convolutions with biases named fc1 and fc2 (the squeeze_excitation exercise)"
+)
+
+
 def se_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, int]] | None = None) -> None:
     """Check ``cls(in_channels, planes, stride=1)``: a basic block with squeeze-excitation (reduction 16).
 
     Compared with ``BasicBlock(in_channels, planes, stride, se=True)`` (option B shortcut): SE rescales
-    the residual branch before the add. ``configs``: (in_channels, planes, stride) triples.
+    the residual branch before the add; the SE module's layers may have any style (the reference mirrors
+    them). Then the names, which notebook 10's next cell loads by: ``conv1``, ``bn1``, ``conv2``, ``bn2``,
+    ``downsample`` and ``se.fc1``/``se.fc2`` (1x1 convs with biases). ``configs``: (in_channels, planes,
+    stride) triples.
     """
     checker = "se_block"
     name = getattr(cls, "__name__", "your class")
@@ -379,6 +431,7 @@ def se_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, in
         x = _gen_input((2, in_channels, 8, 8))
         diagnosis = Diagnosis(static=lambda: padded_1x1_hints(student), on_mismatch=_se_block_mismatch_hints)
         compare(checker, where, student, reference, x, diagnosis)
+        require_names(where, student, BasicBlock(in_channels, planes, stride, se=True), HINT_SE_BLOCK_NAMES)
 
     _run_basic_variant(checker, "se", block_configs, check_one)
 
