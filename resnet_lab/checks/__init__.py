@@ -39,6 +39,7 @@ from collections.abc import Callable
 CHECKER_MODULES: tuple[str, ...] = (
     "blocks",  # conv_output_size, residual_unit, basic_block, bottleneck, plain_switch
     "networks",  # stage, cifar_net, imagenet_resnet, small_input_net
+    "training",  # plain_twin, degradation_gaps (notebook 07), warmup_cosine, train_step (notebook 08)
     "family",  # preact_block, squeeze_excitation, se_block, grouped_bottleneck (notebook 10)
 )
 
