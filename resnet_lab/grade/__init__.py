@@ -1,10 +1,12 @@
 """Grade a class's submitted notebooks: ``python -m resnet_lab.grade SUBMISSIONS --report grades.csv``.
 
-Every submitted notebook runs in a fresh kernel, offline, under time limits (see
-:mod:`resnet_lab.grade.worker`); then each exercise of its lesson is checked with the same checker the
-student's check cell calls, plus the teacher's hidden configurations if given. One CSV row per
-student and exercise is written as soon as it is known; a summary table is printed at the end and a
-bar chart saved next to the CSV.
+Every submitted notebook runs in a fresh kernel, offline, under time limits, to see whether it runs
+(:mod:`resnet_lab.grade.worker`); no checker runs there. Each exercise is then checked in a separate
+*answer process* that executes only the cells its answer needs and detects tampering and the package's
+reference handed in as the answer (:mod:`resnet_lab.grade.answers`), with the same checker the student's
+check cell calls plus the teacher's hidden configurations, which never reach the kernel. One CSV row per
+student and exercise is written as soon as it is known; a gradebook CSV (one row per student), a summary
+table, a bar chart and, on request, one feedback file per student follow.
 
 Submissions: ``SUBMISSIONS/<student>/<lesson>.ipynb`` (one folder per student), or files directly in
 ``SUBMISSIONS`` whose names contain the lesson's name (``alice_02_basic_block.ipynb``).
@@ -22,14 +24,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..checks.exercises import NOTEBOOKS, Exercise, all_exercises
-from . import worker
-from .report import CsvReport, bar_chart, summary
-from .worker import _NOTHING_CHECKED, NOTEBOOK_FAILED, Limits
+from . import answers, outputs, worker
+from .report import CsvReport, bar_chart, read_rows, summary
+from .worker import _NOTHING_CHECKED, NOTEBOOK_FAILED, PENDING, Limits
 
 __all__ = ["find_submissions", "load_hidden", "grade_class", "main"]
 
@@ -88,7 +91,7 @@ def load_hidden(path: Path | None, exercises: list[Exercise]) -> dict[str, list[
     if path is None:
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise GradeError(f"cannot read the hidden checks file {path}: {exc}") from None
     known = {e.name for e in exercises}
@@ -102,20 +105,20 @@ def load_hidden(path: Path | None, exercises: list[Exercise]) -> dict[str, list[
     return data
 
 
-def _spec(exercise: Exercise, hidden: dict[str, list[Any]]) -> dict[str, Any]:
+def _spec(exercise: Exercise) -> dict[str, Any]:
+    """What the kernel's worker gets about an exercise: never the hidden configurations."""
     return {
         "exercise": exercise.name,
         "target": exercise.target,
         "kind": exercise.kind,
         "cell_id": exercise.cell_id,
         "kwargs": exercise.check_kwargs,
-        "hidden": hidden.get(exercise.name),
     }
 
 
 def _run_worker(notebook: Path, specs: list[dict[str, Any]], limits: Limits) -> dict[str, Any]:
-    """Grade one notebook in its own process; if that process overruns or dies, say so instead."""
-    hard_limit = limits.notebook_seconds + limits.check_seconds * max(1, len(specs)) + 60
+    """Run one notebook in its own process and kernel; if that process overruns or dies, say so instead."""
+    hard_limit = limits.notebook_seconds + 120
     with tempfile.TemporaryDirectory(prefix="resnet-lab-job-") as tmp:
         job, out = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job.write_text(
@@ -124,7 +127,7 @@ def _run_worker(notebook: Path, specs: list[dict[str, Any]], limits: Limits) -> 
         )
         proc = subprocess.Popen(
             [sys.executable, str(Path(worker.__file__)), str(job), str(out)],
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
@@ -148,6 +151,42 @@ def _run_worker(notebook: Path, specs: list[dict[str, Any]], limits: Limits) -> 
     }
 
 
+def grade_notebook(
+    notebook: Path, exercises: list[Exercise], hidden: dict[str, list[Any]], limits: Limits
+) -> dict[str, Any]:
+    """Run the notebook in a kernel (does it run?), then check each exercise whose cell ran in an answer process."""
+    result = _run_worker(notebook, [_spec(e) for e in exercises], limits)
+    pending = [o["plan"] for o in result["exercises"] if o["status"] == PENDING]
+    verdicts = (
+        answers.check_answers(json.loads(notebook.read_text(encoding="utf-8")), pending, hidden, limits)
+        if pending
+        else {}
+    )
+    for outcome in result["exercises"]:
+        outcome.pop("plan", None)
+        if outcome["status"] != PENDING:
+            continue
+        note = outcome["detail"]
+        verdict = verdicts.get(outcome["exercise"], {"status": "error", "detail": "the grader got no outcome"})
+        outcome.update({k: v for k, v in verdict.items() if k != "exercise"})
+        if note and note not in outcome["detail"]:
+            outcome["detail"] = f"{note}; {outcome['detail']}" if outcome["detail"] else note
+    return result
+
+
+def _not_recognised(student: str, name: str, lessons: list[str]) -> dict[str, Any]:
+    return {
+        "student": student,
+        "notebook": name,
+        "exercise": "?",
+        "status": NOTEBOOK_FAILED,
+        "detail": "not a student copy of a lesson with exercises (name or note cell not "
+        f"recognised; lessons: {', '.join(lessons)})",
+        **_NOTHING_CHECKED,
+        "seconds": 0,
+    }
+
+
 def grade_class(
     root: Path,
     report_path: Path,
@@ -156,52 +195,52 @@ def grade_class(
     hidden_path: Path | None = None,
     limits: Limits | None = None,
     chart_path: Path | None = None,
+    jobs: int = 1,
     log: Any = print,
 ) -> list[dict[str, Any]]:
-    """Grade every submission under ``root``; write the CSV (row by row) and the chart; return the rows."""
+    """Grade every submission under ``root``; write the CSV (row by row) and the chart; return the rows.
+
+    ``jobs`` notebooks are graded at the same time (each in its own kernel and answer process); rows are
+    written in the submissions' order all the same.
+    """
     limits = limits or Limits()
     exercises = list(all_exercises(lessons_dir))
     lessons = sorted({e.lesson for e in exercises})
     hidden = load_hidden(hidden_path, exercises)
     submissions = find_submissions(root, lessons)
     report = CsvReport(report_path)
+
+    def one(item: tuple[str, Path, str | None]) -> tuple[dict[str, Any] | None, float]:
+        _, notebook, lesson = item
+        started = time.monotonic()
+        if lesson is None:
+            return None, 0.0
+        mine = [e for e in exercises if e.lesson == lesson]
+        return grade_notebook(notebook, mine, hidden, limits), time.monotonic() - started
+
     try:
-        for number, (student, notebook, lesson) in enumerate(submissions, start=1):
-            name = notebook.relative_to(root).as_posix()
-            if lesson is None:
-                report.add(
-                    {
-                        "student": student,
-                        "notebook": name,
-                        "exercise": "?",
-                        "status": NOTEBOOK_FAILED,
-                        "detail": "not a student copy of a lesson with exercises (name or note cell not "
-                        f"recognised; lessons: {', '.join(lessons)})",
-                        "checks_passed": 0,
-                        "checks_total": 0,
-                        "hidden_passed": 0,
-                        "hidden_total": 0,
-                        "seconds": 0,
-                    }
-                )
-                log(f"[{number}/{len(submissions)}] {name}: lesson not recognised")
-                continue
-            specs = [_spec(e, hidden) for e in exercises if e.lesson == lesson]
-            started = time.monotonic()
-            result = _run_worker(notebook, specs, limits)
-            for outcome in result["exercises"]:
-                report.add(
-                    {
-                        **_NOTHING_CHECKED,
-                        "seconds": 0,
-                        **outcome,
-                        "student": student,
-                        "notebook": name,
-                        "run": result["run"],
-                    }
-                )
-            statuses = ", ".join(f"{o['exercise']} {o['status']}" for o in result["exercises"])
-            log(f"[{number}/{len(submissions)}] {name}: {statuses} ({time.monotonic() - started:.1f} s)")
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for number, ((student, notebook, _), (result, seconds)) in enumerate(
+                zip(submissions, pool.map(one, submissions)), start=1
+            ):
+                name = notebook.relative_to(root).as_posix()
+                if result is None:
+                    report.add(_not_recognised(student, name, lessons))
+                    log(f"[{number}/{len(submissions)}] {name}: lesson not recognised")
+                    continue
+                for outcome in result["exercises"]:
+                    report.add(
+                        {
+                            **_NOTHING_CHECKED,
+                            "seconds": 0,
+                            **outcome,
+                            "student": student,
+                            "notebook": name,
+                            "run": result["run"],
+                        }
+                    )
+                statuses = ", ".join(f"{o['exercise']} {o['status']}" for o in result["exercises"])
+                log(f"[{number}/{len(submissions)}] {name}: {statuses} ({seconds:.1f} s)")
     finally:
         report.close()
     if report.rows:
@@ -218,11 +257,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("submissions", type=Path, help="folder of submitted notebooks")
     parser.add_argument("--report", type=Path, default=Path("grades.csv"), help="CSV to write (default grades.csv)")
     parser.add_argument("--chart", type=Path, default=None, help="bar chart PNG (default: next to the CSV)")
-    parser.add_argument("--hidden", type=Path, default=None, help="JSON file of hidden configurations")
+    parser.add_argument(
+        "--gradebook", type=Path, default=None, help="gradebook CSV (default: REPORT's name + -gradebook.csv)"
+    )
+    parser.add_argument("--feedback", type=Path, default=None, help="folder for one Markdown feedback file per student")
+    parser.add_argument(
+        "--compare", type=Path, default=None, help="an earlier report CSV: say what changed per student"
+    )
+    parser.add_argument("--hidden", type=Path, default=None, help="JSON file of hidden configurations ('-': stdin)")
     parser.add_argument("--lessons", type=Path, default=NOTEBOOKS, help="folder of the lesson notebooks")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks graded at the same time (default 1)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds for all cells of one notebook")
     parser.add_argument("--cell-timeout", type=float, default=120, help="seconds for one cell")
-    parser.add_argument("--check-timeout", type=float, default=120, help="seconds for one exercise's checker")
+    parser.add_argument(
+        "--check-timeout", type=float, default=120, help="CPU seconds for one exercise's answer and checker"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -240,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         fast=not args.full_mode,
     )
     try:
+        old = read_rows(args.compare) if args.compare else None
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"error: cannot read {args.compare}: {exc}", file=sys.stderr)
+        return 2
+    try:
         rows = grade_class(
             args.submissions,
             args.report,
@@ -247,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             hidden_path=args.hidden,
             limits=limits,
             chart_path=args.chart,
+            jobs=args.jobs,
         )
     except GradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -254,7 +309,18 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print(f"no notebooks found under {args.submissions}", file=sys.stderr)
         return 1
+    gradebook = outputs.write_gradebook(
+        rows, args.gradebook or args.report.with_name(f"{args.report.stem}-gradebook.csv")
+    )
     print()
     print(summary(rows))
-    print(f"\nreport: {args.report}   chart: {args.chart or args.report.with_suffix('.png')}")
+    print(f"\nreport: {args.report}   gradebook: {gradebook}   chart: {args.chart or args.report.with_suffix('.png')}")
+    if args.feedback:
+        written = outputs.write_feedback(rows, args.feedback)
+        print(f"feedback: {len(written)} files in {args.feedback}")
+    if old is not None:
+        changed = outputs.changes(old, rows)
+        print(f"\nchanges since {args.compare}:" if changed else f"\nno changes since {args.compare}")
+        for line in changed:
+            print(f"  {line}")
     return 0

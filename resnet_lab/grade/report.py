@@ -24,7 +24,17 @@ COLUMNS = [
     "detail",
     "run",
 ]
-STATUSES = ["passed", "failed", "not attempted", "missing", "error", "timed out", "notebook failed"]
+STATUSES = [
+    "passed",
+    "failed",
+    "not attempted",
+    "missing",
+    "error",
+    "timed out",
+    "notebook failed",
+    "tampered",
+    "reference used",
+]
 _COLOURS = {  # Okabe-Ito, colour-blind safe
     "passed": "#009E73",
     "failed": "#D55E00",
@@ -33,6 +43,8 @@ _COLOURS = {  # Okabe-Ito, colour-blind safe
     "error": "#E69F00",
     "timed out": "#56B4E9",
     "notebook failed": "#000000",
+    "tampered": "#0072B2",
+    "reference used": "#F0E442",
 }
 
 

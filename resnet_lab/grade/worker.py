@@ -1,10 +1,10 @@
-"""Grade one submitted notebook in a fresh kernel: run its cells under time limits, then check each exercise.
+"""Run one submitted notebook in a fresh kernel, under time limits, to see whether it runs.
 
 The grader starts this file as its own process for every notebook
 (``python .../resnet_lab/grade/worker.py JOB.json RESULT.json``), so a submission that hangs or kills
 its kernel can at worst lose its own result; the grader kills the process when it overruns. The file
 imports nothing from resnet_lab (so not torch either): the worker starts in a blink, and only the
-kernel imports the course's code.
+kernel imports the course's code. No checker runs in the kernel: see :mod:`resnet_lab.grade.answers`.
 
 The kernel runs in an empty temporary folder with downloads pointed at a closed port (offline),
 ``MPLBACKEND=Agg`` and, unless asked for the full mode, ``RESNET_LAB_FAST=1``.
@@ -40,8 +40,7 @@ def _load_notebook_cells() -> Any:
 _cells = _load_notebook_cells()
 cell_source, parse_cell = _cells.cell_source, _cells.parse_cell
 
-MARK = "@@resnet-lab-grade@@ "  # starts the line the kernel prints with an outcome (see in_kernel.py)
-MISSING = "missing"
+MISSING, PENDING = "missing", "pending"  # pending: the cell ran; the answer process gives the verdict
 NOTEBOOK_FAILED, TIMED_OUT, ERROR = "notebook failed", "timed out", "error"
 _HINT_RE = re.compile(r"Hint (\d+) of \d+ for (\w+)")
 _SOLUTION_RE = re.compile(r"Solution for (\w+) \(from ")
@@ -104,18 +103,24 @@ def _only_imports(source: str) -> bool:
     return bool(tree and tree.body) and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body)
 
 
+def usage_in_text(text: str, usage: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Hints and solutions a text shows (``Hint 2 of 3 for basic_block``, ``Solution for basic_block (from``)."""
+    usage = {} if usage is None else usage
+    for level, name in _HINT_RE.findall(text):
+        entry = usage.setdefault(name, {"hints": 0, "solution": False})
+        entry["hints"] = max(entry["hints"], int(level))
+    for name in _SOLUTION_RE.findall(text):
+        usage.setdefault(name, {"hints": 0, "solution": False})["solution"] = True
+    return usage
+
+
 def stored_usage(nb: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Hints and solutions shown while the student worked, from the outputs saved in the notebook."""
     usage: dict[str, dict[str, Any]] = {}
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []) or []:
             text = output.get("text", "")
-            text = "".join(text) if isinstance(text, list) else text
-            for level, name in _HINT_RE.findall(text):
-                entry = usage.setdefault(name, {"hints": 0, "solution": False})
-                entry["hints"] = max(entry["hints"], int(level))
-            for name in _SOLUTION_RE.findall(text):
-                usage.setdefault(name, {"hints": 0, "solution": False})["solution"] = True
+            usage_in_text("".join(text) if isinstance(text, list) else text, usage)
     return usage
 
 
@@ -253,31 +258,25 @@ def _cell_note(run: CellRun) -> str:
 
 
 def grade_notebook(path: Path, exercises: list[dict[str, Any]], limits: Limits) -> NotebookRun:
-    """Run one submission and check each of its lesson's exercises."""
+    """Run one submission in a fresh kernel; say, for each exercise, whether its cell ran.
+
+    No checker runs in the kernel and nothing it prints is read as an outcome: an exercise whose cell ran
+    is ``pending`` here, and the grader checks it in an answer process (:mod:`resnet_lab.grade.answers`).
+    An exercise whose cell raised, timed out, killed the kernel or was never reached gets its status here.
+    """
     start = time.monotonic()
     result = NotebookRun()
-
-    def finish(status: str, detail: str, plans: list[dict[str, Any]] | None = None) -> NotebookRun:
-        for p in plans or [dict(e, lookup=e["target"], note="") for e in exercises]:
-            result.exercises.append(
-                {
-                    "exercise": p["exercise"],
-                    "status": status,
-                    "detail": detail,
-                    **_NOTHING_CHECKED,
-                    "seconds": 0.0,
-                }
-            )
-        result.seconds = round(time.monotonic() - start, 1)
-        return result
-
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(nb.get("cells"), list):
             raise ValueError("no list of cells")
     except (OSError, ValueError, AttributeError) as exc:
         result.run = f"not a readable notebook: {exc}"
-        return finish(NOTEBOOK_FAILED, result.run)
+        result.exercises = [
+            {"exercise": e["exercise"], "status": NOTEBOOK_FAILED, "detail": result.run, **_NOTHING_CHECKED}
+            for e in exercises
+        ]
+        return result
     usage = stored_usage(nb)
     plans = plan(nb, exercises)
     notes: list[str] = []
@@ -285,91 +284,47 @@ def grade_notebook(path: Path, exercises: list[dict[str, Any]], limits: Limits) 
         try:
             kernel = Kernel(cwd, _env(limits.fast))
         except Exception as exc:  # noqa: BLE001
-            result.run = f"the kernel did not start: {exc}"
-            return finish(NOTEBOOK_FAILED, result.run, plans)
+            kernel, runs = None, {}
+            notes.append(f"the kernel did not start: {exc}")
         try:
-            budget_end = time.monotonic() + limits.notebook_seconds
-            indices = cells_to_run(nb, plans, limits.quick)
-            runs = _execute(kernel, nb, indices, budget_end, limits, notes)
-            crashed = next((i for i, r in runs.items() if r.status == "dead"), None)
-            dead = crashed is not None
-            if dead and time.monotonic() < budget_end:
-                # Don't lose what came before the crash: run those cells again in a fresh kernel and check there.
-                kernel.close()
-                kernel = Kernel(cwd, _env(limits.fast))
-                before = [i for i in indices if i < crashed]
-                again = _execute(kernel, nb, before, budget_end, limits, [])
-                runs = {**again, crashed: runs[crashed]}
-                dead = not kernel.alive() or any(r.status == "dead" for r in again.values())
-                notes.append(
-                    f"the cells before cell {crashed} were run again in a fresh kernel to check the "
-                    "exercises defined there"
+            if kernel is not None:
+                runs = _execute(
+                    kernel,
+                    nb,
+                    cells_to_run(nb, plans, limits.quick),
+                    time.monotonic() + limits.notebook_seconds,
+                    limits,
+                    notes,
                 )
-            for p in plans:
-                cell_run = runs.get(p["cell"]) if p["cell"] is not None else None
-                base = {
-                    "exercise": p["exercise"],
-                    "checks_passed": 0,
-                    "checks_total": 0,
-                    "hidden_passed": 0,
-                    "hidden_total": 0,
-                    "seconds": 0.0,
-                }
-                if cell_run is not None and cell_run.status == "dead":
-                    outcome = {
-                        **base,
-                        "status": NOTEBOOK_FAILED,
-                        "detail": f"the kernel died in this exercise's cell ({cell_run.index})",
-                    }
-                elif p["cell"] is not None and p["cell"] > max(runs, default=-1):
-                    outcome = {
-                        **base,
-                        "status": NOTEBOOK_FAILED,
-                        "detail": "its cell was not run (the notebook stopped before it; see run)",
-                    }
-                elif dead or not kernel.alive():
-                    dead = True
-                    outcome = {**base, "status": NOTEBOOK_FAILED, "detail": "the kernel died before this was checked"}
-                elif cell_run is not None and cell_run.status == "timeout":
-                    outcome = {**base, "status": TIMED_OUT, "detail": _cell_note(cell_run)}
-                elif cell_run is not None and cell_run.status == "error":
-                    outcome = {**base, "status": ERROR, "detail": f"the exercise cell raised {cell_run.error}"}
-                else:
-                    spec = {
-                        "exercise": p["exercise"],
-                        "lookup": p["lookup"],
-                        "kwargs": p.get("kwargs") or {},
-                        "hidden": p.get("hidden"),
-                    }
-                    code = f"import resnet_lab.grade.in_kernel as _rl_grade; _rl_grade.report(globals(), {spec!r})"
-                    run = kernel.run(code, -1, limits.check_seconds)
-                    outcome = _parse_marker(run.stdout)
-                    if outcome is None:
-                        if run.status == "timeout":
-                            detail = (
-                                f"the checker did not finish within {limits.check_seconds:.0f} s "
-                                "(an endless loop in the student's code?)"
-                            )
-                            outcome = {**base, "status": TIMED_OUT, "detail": detail}
-                        elif run.status == "dead":
-                            outcome = {**base, "status": NOTEBOOK_FAILED, "detail": f"while checking: {run.error}"}
-                            dead = True
-                        else:
-                            outcome = {**base, "status": ERROR, "detail": f"the grader could not check it: {run.error}"}
-                    if outcome.get("status") == MISSING and p["note"]:
-                        outcome["detail"] = p["note"]
-                if p["note"] and p["note"] not in outcome["detail"]:
-                    outcome["detail"] = f"{p['note']}; {outcome['detail']}" if outcome["detail"] else p["note"]
-                result.exercises.append(outcome)
-            if not dead and kernel.alive():
-                run = kernel.run("import resnet_lab.grade.in_kernel as _rl_grade; _rl_grade.usage_report()", -1, 30)
-                live = (_parse_marker(run.stdout) or {}).get("usage", {})
-                for name, entry in live.items():
-                    mine = usage.setdefault(name, {"hints": 0, "solution": False})
-                    mine["hints"] = max(mine["hints"], entry["hints"])
-                    mine["solution"] = mine["solution"] or entry["solution"]
         finally:
-            kernel.close()
+            if kernel is not None:
+                kernel.close()
+    last = max(runs, default=-1)
+    for p in plans:
+        run = runs.get(p["cell"]) if p["cell"] is not None else None
+        outcome: dict[str, Any] = {"exercise": p["exercise"], **_NOTHING_CHECKED, "detail": p["note"], "plan": p}
+        if p["cell"] is None:
+            outcome.update(status=MISSING)
+        elif run is None and (kernel is None or p["cell"] > last):
+            outcome.update(
+                status=NOTEBOOK_FAILED, detail="its cell was not run (the notebook stopped before it; see run)"
+            )
+        elif run is not None and run.status == "dead":
+            outcome.update(status=NOTEBOOK_FAILED, detail=f"the kernel died in this exercise's cell ({run.index})")
+        elif run is not None and run.status == "timeout":
+            outcome.update(status=TIMED_OUT, detail=_cell_note(run))
+        elif run is not None and run.status == "error":
+            outcome.update(status=ERROR, detail=f"the exercise cell raised {run.error}")
+        else:
+            outcome.update(status=PENDING)
+        if p["note"] and p["note"] not in outcome["detail"]:
+            outcome["detail"] = f"{p['note']}; {outcome['detail']}"
+        result.exercises.append(outcome)
+    live = usage_in_text("".join(r.stdout for r in runs.values()))
+    for name, entry in live.items():
+        mine = usage.setdefault(name, {"hints": 0, "solution": False})
+        mine["hints"] = max(mine["hints"], entry["hints"])
+        mine["solution"] = mine["solution"] or entry["solution"]
     for outcome in result.exercises:
         entry = usage.get(outcome["exercise"], {})
         outcome["hints_used"] = entry.get("hints", 0)
@@ -399,16 +354,6 @@ def _execute(
         if run.status == "dead":
             break
     return runs
-
-
-def _parse_marker(stdout: str) -> dict[str, Any] | None:
-    for line in stdout.splitlines():
-        if line.startswith(MARK):
-            try:
-                return json.loads(line[len(MARK) :])
-            except ValueError:
-                return None
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

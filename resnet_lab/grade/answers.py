@@ -1,0 +1,220 @@
+"""The grader's side of the answer process: which cells an answer needs, starting the process, time limits.
+
+Answer processes are forked from a *fork server* that imported torch and the checkers once (so each
+submission costs a fork, not a 3-second import) and that never runs student code itself. The job
+(cells, exercises, the teacher's hidden configurations) travels over a pipe, never through a file.
+
+Time limits count CPU seconds of the answer process (read from ``/proc``; wall-clock seconds where
+there is no ``/proc``), so a busy machine does not turn an honest check into a timeout: an endless loop
+burns CPU and is stopped, an honest check on a loaded machine waits for its turn without being charged.
+A process that sleeps instead of computing is stopped after ten times the limit in wall-clock time.
+When an exercise overruns or kills the process, the remaining exercises are checked in a new process
+that skips the cell it was running.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import multiprocessing
+import os
+import secrets
+import tempfile
+import time
+from typing import Any
+
+from ..notebook_cells import cell_source, parse_cell
+from .worker import NOTEBOOK_FAILED, TIMED_OUT, Limits, _env
+
+ERROR = "error"
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Pass)
+_STARTUP_SECONDS = 600.0  # wall clock for a fork to report its first event: only a broken machine exceeds it
+_context: Any = None
+
+
+def _definition_only(source: str) -> bool:
+    """A cell that only imports, defines functions/classes or binds plain names (no other statements)."""
+    tree = parse_cell(source)
+    if not tree or not tree.body:
+        return False
+    for node in tree.body:
+        if isinstance(node, _DEFINITIONS):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue
+        if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+            continue
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            continue
+        return False
+    return True
+
+
+def answer_cells(nb: dict[str, Any], plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cells the answers need, in order: the first code cell, the exercise cells, and the import and
+    definition-only cells before the last of them. Nothing else of the notebook runs in the answer process."""
+    cells = nb.get("cells", [])
+    code = [i for i, c in enumerate(cells) if c.get("cell_type") == "code"]
+    wanted = {p["cell"] for p in plans if p.get("cell") is not None}
+    if not code or not wanted:
+        return []
+    last = max(wanted)
+    return [
+        {"index": i, "source": cell_source(cells[i])}
+        for i in code
+        if i <= last and (i == code[0] or i in wanted or _definition_only(cell_source(cells[i])))
+    ]
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (and its waited-for children), from /proc; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _server() -> Any:
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(["resnet_lab.grade.answer_process"])
+    return _context
+
+
+def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """One answer process: outcomes by exercise, and the failure that stopped it early (or None)."""
+    from . import answer_process
+
+    ctx = _server()
+    token = secrets.token_hex(16)
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=answer_process.main, args=(job, sender, token), daemon=True)
+    proc.start()
+    sender.close()
+    outcomes: dict[str, dict[str, Any]] = {}
+    current: str | None = None
+    cell: int | None = None
+    cpu0, wall0 = 0.0, time.monotonic()
+    failure: dict[str, Any] | None = None
+    try:
+        while True:
+            if receiver.poll(0.2):
+                try:
+                    raw = receiver.recv_bytes().decode(errors="replace")
+                except (EOFError, OSError):
+                    raw = None
+                if raw is None:
+                    failure = _died(current, cell, proc)
+                    break
+                if not raw.startswith(token):
+                    continue  # not ours: something the student's code wrote to the channel
+                event = json.loads(raw[len(token) :])
+                if "start" in event:
+                    current, cell = event["start"], None
+                    cpu0, wall0 = _cpu_seconds(proc.pid) or 0.0, time.monotonic()
+                elif "cell" in event:
+                    cell = event["cell"]
+                elif "cell_done" in event:
+                    cell = None
+                elif "outcome" in event:
+                    outcomes[event["outcome"]["exercise"]] = event["outcome"]
+                    current = None
+                    if len(outcomes) == len(job["exercises"]):
+                        break
+                elif "crash" in event:
+                    failure = {
+                        "exercise": current,
+                        "cell": cell,
+                        "status": ERROR,
+                        "detail": f"the grader could not check it: {event['crash'].strip().splitlines()[-1]}",
+                    }
+                    break
+                continue
+            if not proc.is_alive() and not receiver.poll(0):
+                failure = _died(current, cell, proc)
+                break
+            wall = time.monotonic() - wall0
+            if current is None:
+                if wall > _STARTUP_SECONDS:
+                    failure = {
+                        "exercise": None,
+                        "cell": None,
+                        "status": ERROR,
+                        "detail": "the answer process did not start",
+                    }
+                    break
+                continue
+            cpu = _cpu_seconds(proc.pid)
+            used = wall if cpu is None else cpu - cpu0
+            if used > limits.check_seconds or wall > 10 * limits.check_seconds + 30:
+                what = "CPU seconds" if cpu is not None and used > limits.check_seconds else "seconds"
+                where = f" (running cell {cell})" if cell is not None else ""
+                failure = {
+                    "exercise": current,
+                    "cell": cell,
+                    "status": TIMED_OUT,
+                    "detail": f"the checker did not finish within {limits.check_seconds:g} {what}{where} "
+                    "(an endless loop in the student's code?)",
+                }
+                break
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(10)
+        receiver.close()
+    return outcomes, failure
+
+
+def _died(current: str | None, cell: int | None, proc: Any) -> dict[str, Any]:
+    proc.join(5)
+    where = f" in cell {cell}" if cell is not None else " while checking it"
+    return {
+        "exercise": current,
+        "cell": cell,
+        "status": NOTEBOOK_FAILED,
+        "detail": f"the answer process died{where} (exit code {proc.exitcode})",
+    }
+
+
+def check_answers(
+    nb: dict[str, Any], plans: list[dict[str, Any]], hidden: dict[str, list[Any]], limits: Limits
+) -> dict[str, dict[str, Any]]:
+    """Outcomes of the exercises in ``plans`` (each with ``exercise``, ``lookup``, ``cell``, ``kwargs``)."""
+    specs = sorted(
+        (
+            {
+                "exercise": p["exercise"],
+                "lookup": p["lookup"],
+                "cell": p["cell"],
+                "kwargs": p.get("kwargs") or {},
+                "hidden": hidden.get(p["exercise"]),
+            }
+            for p in plans
+        ),
+        key=lambda s: (s["cell"] is None, s["cell"] or 0),
+    )
+    cells = answer_cells(nb, plans)
+    outcomes: dict[str, dict[str, Any]] = {}
+    skip: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="resnet-lab-answer-") as cwd:
+        while specs:
+            job = {"cells": cells, "exercises": specs, "skip_cells": skip, "cwd": cwd, "env": _env(limits.fast)}
+            found, failure = _attempt(job, limits)
+            outcomes.update(found)
+            specs = [s for s in specs if s["exercise"] not in found]
+            if failure is None:
+                break
+            stopped = failure["exercise"] or (specs[0]["exercise"] if specs else None)
+            for spec in specs if failure["exercise"] is None else [s for s in specs if s["exercise"] == stopped]:
+                outcomes[spec["exercise"]] = {
+                    "exercise": spec["exercise"],
+                    "status": failure["status"],
+                    "detail": failure["detail"],
+                }
+            specs = [s for s in specs if s["exercise"] not in outcomes]
+            if failure["cell"] is not None:
+                skip.append(failure["cell"])
+    return outcomes

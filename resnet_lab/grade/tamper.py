@@ -1,0 +1,101 @@
+"""Tamper detection for the answer process: a fingerprint of the objects a verdict depends on.
+
+:func:`snapshot` records, for ``torch``, ``torch.nn`` (and its layer modules), ``torch.nn.functional``,
+``torch.testing``, ``torch.Tensor``, every loaded ``resnet_lab`` module and ``builtins``: which object
+each attribute names (and for functions, which code, defaults and closure they run), the attributes of
+the classes those modules define, the contents of public dictionaries in ``resnet_lab`` (e.g.
+``checks.CHECKERS``), torch's global hook tables, and which module object ``sys.modules`` holds for each
+of them. :func:`changes` compares two snapshots: any attribute replaced or removed between them means
+the code that ran in between changed the grader's tools (a checker swapped, ``torch.allclose`` patched,
+a checker module reloaded from a copy). New attributes are ignored: importing a submodule adds some.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+Snapshot = dict[str, tuple[Any, ...]]
+
+_FIXED = (
+    "builtins",
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "torch.nn.init",
+    "torch.nn.parameter",
+    "torch.testing",
+    "torch.testing._comparison",
+    "torch.autograd",
+    "torch.random",
+    "torch._tensor",
+)
+
+
+def _module_names() -> list[str]:
+    names = set(_FIXED)
+    for name in list(sys.modules):
+        if name == "resnet_lab" or name.startswith(("resnet_lab.", "torch.nn.modules.")):
+            names.add(name)
+    return sorted(names)
+
+
+def _fingerprint(value: Any, deep: bool) -> tuple[Any, ...]:
+    """Identity of ``value``; for a function also of its code, defaults and closure; for a dict
+    (``deep``) also of its items."""
+    fp: tuple[Any, ...] = (id(value),)
+    if isinstance(value, types.FunctionType):
+        cells = tuple(id(c.cell_contents) if _filled(c) else None for c in value.__closure__ or ())
+        fp += (id(value.__code__), id(value.__defaults__), id(value.__kwdefaults__), cells)
+    elif isinstance(value, types.MethodType):
+        fp += (id(value.__func__),)
+    elif deep and isinstance(value, dict):
+        fp += (tuple((repr(k), id(v)) for k, v in list(value.items())[:1000]),)
+    return fp
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+def _class_items(prefix: str, cls: type, snap: Snapshot) -> None:
+    for attr, value in list(vars(cls).items()):
+        snap[f"{prefix}.{attr}"] = _fingerprint(value, deep=False)
+
+
+def snapshot() -> Snapshot:
+    """Fingerprints of the grader's tools as they are now (a few milliseconds)."""
+    snap: Snapshot = {}
+    for name in _module_names():
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        snap[f"sys.modules[{name!r}]"] = (id(module),)
+        ours = name == "resnet_lab" or name.startswith("resnet_lab.")
+        for attr, value in list(vars(module).items()):
+            deep = (ours and not attr.startswith("_")) or "hook" in attr
+            snap[f"{name}.{attr}"] = _fingerprint(value, deep)
+            if isinstance(value, type) and getattr(value, "__module__", None) == name:
+                _class_items(f"{name}.{attr}", value, snap)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        _class_items("torch.Tensor", torch.Tensor, snap)
+        _class_items("torch._C.TensorBase", torch._C.TensorBase, snap)
+    return snap
+
+
+def changes(before: Snapshot, after: Snapshot, limit: int = 3) -> list[str]:
+    """What was replaced or removed between two snapshots, e.g. ``["torch.allclose was replaced"]``."""
+    found = []
+    for key, fp in before.items():
+        now = after.get(key)
+        if now != fp:
+            found.append(f"{key} was {'removed' if now is None else 'replaced'}")
+    if len(found) > limit:
+        found = found[:limit] + [f"... and {len(found) - limit} more"]
+    return found
