@@ -37,10 +37,13 @@ import importlib
 from collections.abc import Callable
 
 CHECKER_MODULES: tuple[str, ...] = (
-    "blocks",  # conv_output_size, residual_unit, basic_block, bottleneck, plain_switch
-    "networks",  # stage, cifar_net, imagenet_resnet, small_input_net
+    "blocks",  # conv_output_size, residual_unit, plain_unit, basic_block, bottleneck, plain_switch
+    "networks",  # stage, cifar_net, imagenet_resnet, small_input_net, classifier_head, zero_pad_shortcut
+    "formulas",  # bottleneck_parameters, stage_map_sizes (notebooks 03, 04)
+    "bug_hunt",  # fix_bottleneck, fix_basic_block, fix_resnet50 (notebook 09)
     "training",  # plain_twin, degradation_gaps (notebook 07), warmup_cosine, train_step (notebook 08)
     "family",  # preact_block, squeeze_excitation, se_block, grouped_bottleneck (notebook 10)
+    "probes_exercises",  # lesion_block, filter_normalize (notebook 11)
 )
 
 CHECKERS: dict[str, Callable[..., None]] = {}

@@ -1,5 +1,5 @@
-"""Checkers for the exercises that build one block: the output-size formula, the residual unit,
-the basic block, the bottleneck and the plain/residual switch.
+"""Checkers for the exercises that build one block: the output-size formula, the residual unit and
+its plain twin, the basic block, the bottleneck and the plain/residual switch.
 
 Each checker takes the student's class (or function), optionally a list of configurations
 (``configs``; the defaults are the ones the notebooks show), and prints one ``✓`` line or raises
@@ -26,7 +26,7 @@ from .diagnosis import (
 )
 from .engine import SEED, Diagnosis, Tracer, build, call_student, compare, fail, n_match, passed, run_configs
 
-__all__ = ["conv_output_size", "residual_unit", "basic_block", "bottleneck", "plain_switch"]
+__all__ = ["conv_output_size", "residual_unit", "plain_unit", "basic_block", "bottleneck", "plain_switch"]
 
 BlockConfig = tuple[int, int, int, bool]  # (in_channels, planes, stride, residual)
 
@@ -165,6 +165,27 @@ def residual_unit(cls: Callable[[int], nn.Module], configs: Sequence[int] | None
         bottleneck=False,
     )
     passed("residual_unit", f"{n_match(n)} resnet_lab.BasicBlock(c, c) (shapes, parameter counts, outputs)")
+
+
+def plain_unit(cls: Callable[[int], nn.Module], configs: Sequence[int] | None = None) -> None:
+    """Check ``cls(channels)``: the residual unit's plain twin, H(x) = ReLU(F(x)) with no shortcut.
+
+    Compared with ``BasicBlock(c, c, residual=False)`` (same layers as the residual unit, nothing added back).
+    ``configs``: channel counts; by default 16 and 64.
+    """
+    block_configs = [(c, c, 1, False) for c in (configs or (16, 64))]
+    n = _check_blocks(
+        "plain_unit",
+        cls,
+        BasicBlock,
+        block_configs,
+        call_args=lambda c: ((c[0],), {}),
+        label=lambda c: f"{c[0]}",
+        bottleneck=False,
+    )
+    passed(
+        "plain_unit", f"{n_match(n)} resnet_lab.BasicBlock(c, c, residual=False) (shapes, parameter counts, outputs)"
+    )
 
 
 def _with_projections(projecting: int) -> str:

@@ -176,9 +176,12 @@ def block_mismatch_hints(outcome: Outcome, residual: bool = True) -> list[str]:
             hints.append("your shortcut adds x itself although the reference projects it: use the projection here")
     else:
         if close(y, torch.relu(b + s)) if b.shape == s.shape else False:
-            hints.append("with residual=False your block still adds the shortcut: a plain block returns ReLU(F(x))")
+            hints.append(
+                "a plain block (residual=False) has no shortcut, but yours still adds its input: "
+                "a plain block returns ReLU(F(x))"
+            )
         elif close(y, b):
-            hints.append("with residual=False the output should still end with ReLU: return ReLU(F(x))")
+            hints.append("a plain block's output still ends with a ReLU: return ReLU(F(x)), not F(x)")
     if not hints and bool((y < 0).any()) and not bool((outcome.ref_out < 0).any()):
         hints.append("your output has negative values: is the final ReLU (after the add) missing?")
     return hints

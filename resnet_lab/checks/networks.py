@@ -1,5 +1,5 @@
 """Checkers for the exercises that assemble blocks: a stage, the CIFAR 6n+2 nets, a whole ImageNet
-ResNet, and a check that any model suits small (32x32) images.
+ResNet, its classifier head, the option-A shortcut, and a check that any model suits small (32x32) images.
 
 Each exercise checker takes the student's function (or class), optionally a list of
 configurations (``configs``; the defaults are the ones the notebooks show), and prints one ``✓``
@@ -34,8 +34,10 @@ from .engine import (
     ACCEPT_SIZES,
     SEED,
     Diagnosis,
+    Outcome,
     Tracer,
     build,
+    close,
     compare,
     fail,
     fmt_shape,
@@ -46,7 +48,7 @@ from .engine import (
     run_configs,
 )
 
-__all__ = ["stage", "cifar_net", "imagenet_resnet", "small_input_net"]
+__all__ = ["stage", "cifar_net", "imagenet_resnet", "small_input_net", "classifier_head", "zero_pad_shortcut"]
 
 _BLOCKS = {"BasicBlock": BasicBlock, "Bottleneck": Bottleneck}
 
@@ -344,3 +346,154 @@ def small_input_net(model: nn.Module, size: int = 32, min_map: int = 4) -> None:
         )
     # A diagnostic for any model, not an exercise: it states the one property it measured.
     print(f"✓ {checker}: on {size}x{size} inputs the last feature map is {h}x{w} (at least {min_map}x{min_map})")
+
+
+# --------------------------------------------------------------------------------------
+# Notebook 05: the classifier head; notebook 06: the option-A shortcut
+# --------------------------------------------------------------------------------------
+
+
+def _head_reference(in_features: int, num_classes: int) -> nn.Module:
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_features, num_classes))
+
+
+def _head_mismatch_hints(outcome: Outcome) -> list[str]:
+    fc = outcome.reference[2]
+    x, y = outcome.x, outcome.stu_out
+    with torch.no_grad():
+        if close(y, fc(x.amax(dim=(2, 3)))):
+            return [
+                "your head takes the maximum of each channel's map: global *average* pooling takes the mean "
+                "(max pooling is a different network: its weights would not fit a trained ResNet)"
+            ]
+        if close(y, fc(x.sum(dim=(2, 3)))):
+            return ["your head sums each channel's map: divide by the number of positions (take the mean)"]
+        h, w = x.shape[2:]
+        if h >= 7 and w >= 7 and close(y, fc(x[:, :, :7, :7].mean(dim=(2, 3)))):
+            return [
+                "your head averages only the top-left 7x7 corner of the map: a fixed 7x7 pooling window. "
+                "Average the whole map, whatever its size (nn.AdaptiveAvgPool2d(1))"
+            ]
+    return ["the head is: average each channel over the whole map (one number per channel), then the fc layer"]
+
+
+def classifier_head(
+    cls: Callable[[int, int], nn.Module], configs: Sequence[tuple[int, int, int]] | None = None
+) -> None:
+    """Check ``cls(in_features, num_classes)``: global average pooling, flatten, fc; (N, C, H, W) -> (N, classes).
+
+    Compared (fc weights copied) with ``AdaptiveAvgPool2d(1) -> Flatten -> Linear`` on maps of several sizes,
+    so a fixed ``AvgPool2d(7)`` (mistake 6), max pooling or a sum instead of a mean are caught.
+    ``configs``: (in_features, num_classes, map size) triples; by default maps of 7, 5, 9 and 1 pixels.
+    """
+    checker = "classifier_head"
+    name = getattr(cls, "__name__", "your class")
+    default = [(512, 10, 7), (64, 5, 5), (32, 3, 9), (2048, 1000, 1)]
+
+    def check_one(config: tuple[int, int, int]) -> None:
+        in_features, num_classes, size = config
+        text = f"{name}({in_features}, {num_classes})"
+        where = f"{checker}, {text} on a {size}x{size} map"
+        torch.manual_seed(SEED)
+        reference = _head_reference(in_features, num_classes)
+        torch.manual_seed(SEED)
+        student = build(checker, where, text, cls, in_features, num_classes)
+        x = torch.randn(2, in_features, size, size, generator=torch.Generator().manual_seed(SEED + size))
+        compare(
+            checker,
+            where,
+            student,
+            reference,
+            x,
+            Diagnosis(
+                static=lambda: fixed_pool_hints(student),
+                on_mismatch=_head_mismatch_hints,
+                on_shape=lambda got, exp: [
+                    f"the head should return one score per class, shape (N, {num_classes}): flatten the "
+                    "pooled (N, C, 1, 1) map to (N, C) before the fc layer"
+                ],
+            ),
+        )
+
+    with torch.random.fork_rng(devices=[]):
+        n = run_configs([tuple(c) for c in (configs or default)], check_one)
+    passed(checker, f"{n_match(n, 'map sizes')} global average pooling + fc (outputs with the same fc weights)")
+
+
+def _zero_pad_mismatch_hints(x: torch.Tensor, y: torch.Tensor, in_channels: int, stride: int) -> list[str]:
+    ref = ZeroPadShortcut(in_channels, y.shape[1], stride)(x)
+    kept = y[:, :in_channels]
+    if y.shape[1] > in_channels and not bool((y[:, in_channels:] == 0).all()) and close(kept, ref[:, :in_channels]):
+        return ["the added channels must be zeros: option A pads the shortcut with zero channels, it copies nothing"]
+    if stride > 1:
+        if kept.shape[2:] == F.avg_pool2d(x, stride, ceil_mode=True).shape[2:] and close(
+            kept, F.avg_pool2d(x, stride, ceil_mode=True)
+        ):
+            return [
+                "you average each window: option A keeps one pixel of each stride x stride window (every "
+                "stride-th pixel, starting with the first), unchanged"
+            ]
+        shifted = x[:, :, 1::stride, 1::stride]
+        if kept.shape == shifted.shape and close(kept, shifted):
+            return ["you keep the pixels at odd positions: start with the first pixel (index 0), like a strided conv"]
+    return [
+        "the first in_channels channels of the output should be the input's every stride-th pixel, unchanged; "
+        "the extra channels are zeros"
+    ]
+
+
+def zero_pad_shortcut(cls: Callable[[int, int, int], nn.Module], configs: Sequence[tuple] | None = None) -> None:
+    """Check ``cls(in_channels, out_channels, stride)``: the paper's option-A shortcut, without parameters.
+
+    (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)): keep every stride-th pixel, append
+    C_out - C_in zero channels (at the end, or split before and after: both are accepted).
+    ``configs``: (in_channels, out_channels, stride, map size); by default four, one on an odd map.
+    """
+    checker = "zero_pad_shortcut"
+    name = getattr(cls, "__name__", "your class")
+    default = [(16, 32, 2, 32), (32, 64, 2, 16), (16, 16, 1, 8), (16, 32, 2, 7)]
+
+    def check_one(config: tuple) -> None:
+        in_channels, out_channels, stride, size = config
+        text = f"{name}({in_channels}, {out_channels}, stride={stride})"
+        where = f"{checker}, {text} on a {size}x{size} map"
+        student = build(checker, where, text, cls, in_channels, out_channels, stride)
+        n_params = count_parameters(student)
+        if n_params:
+            raise fail(
+                where,
+                f"your shortcut has {n_params:,} parameters, expected none",
+                "option A has no weights: it subsamples and pads with zeros (a 1x1 conv shortcut is option B)",
+            )
+        x = torch.randn(2, in_channels, size, size, generator=torch.Generator().manual_seed(SEED + size))
+        y, _ = forward(checker, where, student, x)
+        references = [
+            ZeroPadShortcut(in_channels, out_channels, stride),
+            _SymmetricZeroPad(in_channels, out_channels, stride),
+        ]
+        expected = references[0](x)
+        if tuple(y.shape) != tuple(expected.shape):
+            hints = []
+            if y.shape[1:2] != expected.shape[1:2]:
+                hints.append(
+                    f"the output needs {out_channels} channels: append {out_channels - in_channels} zero channels "
+                    "(pad the channel dimension, not height or width)"
+                )
+            elif y.shape[2] == size and stride > 1:
+                hints.append("the map keeps its size: keep only every stride-th pixel (in height and width)")
+            elif y.shape[2] == size // stride:
+                hints.append(
+                    f"on an odd map ({size} pixels) keep every stride-th pixel *starting with the first*: "
+                    f"that is {expected.shape[2]} pixels, as many as a strided conv gives (rounding up)"
+                )
+            raise fail(where, f"output shape {fmt_shape(y.shape)}, expected {fmt_shape(expected.shape)}", hints)
+        if not any(close(y, ref(x)) for ref in references):
+            raise fail(
+                where,
+                "the shapes match but the values differ",
+                _zero_pad_mismatch_hints(x, y, in_channels, stride),
+            )
+
+    with torch.random.fork_rng(devices=[]):
+        n = run_configs([tuple(c) for c in (configs or default)], check_one)
+    passed(checker, f"{n_match(n)} resnet_lab.ZeroPadShortcut (no parameters; shapes and values)")
