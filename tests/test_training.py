@@ -111,13 +111,14 @@ def test_test_set_touched_once_and_best_model_kept(tiny_splits, monkeypatch):
 
 def test_train_does_what_its_arguments_say_whatever_the_environment(tiny_splits, monkeypatch, capsys):
     monkeypatch.setenv("RESNET_LAB_FAST", "1")  # fast mode is decided by the caller, not read by train()
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         history = training.train(cifar_resnet(8, in_channels=1), tiny_splits, tiny_config(epochs=3), progress=False,
                                  device="cpu", threads=1)  # fmt: skip
         assert torch.get_num_threads() == 2  # one thread while training, the caller's setting restored after
     finally:
-        torch.set_num_threads(1)
+        torch.set_num_threads(before)  # whatever the caller (or the one_thread fixture) had set
     assert history.epoch == [1, 2, 3]
     assert (history.device, history.precision, history.channels_last, history.threads) == ("cpu", "fp32", True, 1)
     captured = capsys.readouterr()
