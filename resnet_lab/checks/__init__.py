@@ -44,6 +44,7 @@ CHECKER_MODULES: tuple[str, ...] = (
     "training",  # plain_twin, degradation_gaps (notebook 07), warmup_cosine, train_step (notebook 08)
     "family",  # preact_block, squeeze_excitation, se_block, grouped_bottleneck (notebook 10)
     "probes_exercises",  # lesion_block, filter_normalize (notebook 11)
+    "inside",  # grad_cam (notebook 12)
 )
 
 CHECKERS: dict[str, Callable[..., None]] = {}
