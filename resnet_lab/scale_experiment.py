@@ -1,0 +1,170 @@
+"""Is it the shortcut, or the scale of the signal? (issue 21) Three arms against the degradation baselines.
+
+    python -m resnet_lab.scale_experiment --arm layer-lr --seed 0   # one arm, one seed: data/runs/shortcut-or-scale-layer-lr-0.json
+    python -m resnet_lab.scale_experiment --arm fixup --seed 0 --fast   # the same code path on tiny data
+
+The arms (each trained with the degradation recipe of ``degradation-seeds-<seed>``: 10 epochs of the
+9,000-image subset, batch 128, SGD 0.1 / 0.9 / 1e-4, warm-up + cosine, fp32, 1 torch thread):
+
+- ``layer-lr``: plain-56 from the baseline's own initialisation (same seed, same constructor), each conv /
+  fc weight trained with learning rate lr * min(1, r_last / r), r = ||dL/dW|| / ||W|| at initialisation
+  on lesson 11's batch (128 training images, seed 1), r_last that of the last conv: no weight starts
+  moving faster, relative to its size, than the last conv. A gentler optimisation for the early layers
+  whose gradients explode, and nothing else changed.
+- ``lsuv``: plain-56 (with its BN) initialised by LSUV (Mishkin & Matas 2016): orthogonal weights, each
+  layer's output rescaled to unit variance on that batch.
+- ``fixup``: ResNet-56 without any BatchNorm, Fixup-initialised (Zhang et al. 2019; ``fixup``).
+
+Each record (schema ``resnet_lab.run/1``, experiment "shortcut-or-scale") has one net, the arm's, plus
+``arm`` (what it changes) and ``at_init`` (first/last conv gradient norms, the probe of lesson 11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import data, probes
+from .fixup import fixup_cifar_resnet
+from .init_schemes import layer_lr_scales, lsuv_, scale_layer_learning_rates
+from .models import cifar_resnet
+from .runtime import seed_everything
+from .training import TrainConfig, train
+
+EXPERIMENT = "shortcut-or-scale"
+ARMS = {
+    "layer-lr": "plain-56, baseline init, per-layer lr = lr x min(1, r_last / r) (r = ||dL/dW||/||W|| at init)",
+    "lsuv": "plain-56 (with BN), LSUV init: orthogonal, then unit output variance per layer on one batch",
+    "fixup": "ResNet-56 without BatchNorm, Fixup init (scalar biases/multiplier, zero last layers, L^-1/2)",
+}
+NET_NAMES = {"layer-lr": "plain-56 layer-lr", "lsuv": "plain-56 LSUV", "fixup": "Fixup ResNet-56"}
+N_PROBE = 128  # lesson 11's batch for the gradient norms: 128 training images drawn with seed 1
+PROBE_SEED = 1
+
+
+def arm_config(seed: int, fast: bool = False) -> TrainConfig:
+    """The degradation recipe (``experiments.degradation_config``) for ``seed``, precision fixed to fp32.
+
+    The baselines ran with precision "auto", which was fp32 on their CPU; here "auto" would pick bf16.
+    """
+    from .experiments import degradation_config
+
+    return replace(degradation_config(fast), seed=seed, precision="fp32")
+
+
+def probe_batch(splits: data.Splits, fast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lesson 11's fixed batch: (B, 1, 28, 28) normalized training images and (B,) labels (B = 128; 32 in fast mode)."""
+    return probes.fixed_images(splits.train, splits, 32 if fast else N_PROBE, seed=PROBE_SEED)
+
+
+def gradient_ratio(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Lesson 11's probe: ||dL/dW|| of the first and last conv and the fc, and first/last (None if last is 0)."""
+    norms = probes.layer_gradient_norms(model, images, labels)
+    convs = [v for k, v in norms.items() if k != "fc.weight"]
+    first, last = convs[0], convs[-1]
+    return {
+        "first_conv": first,
+        "last_conv": last,
+        "fc": norms["fc.weight"],
+        "first_over_last": first / last if last > 0 else None,  # None: undefined (Fixup: every conv's is 0)
+        "min_over_max": min(convs) / max(convs) if max(convs) > 0 else None,
+    }
+
+
+def build_arm(
+    arm: str, seed: int, images: torch.Tensor, labels: torch.Tensor, weight_decay: float
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The arm's net for ``seed`` (1 input channel, 10 classes), ready to train, and what was done to it.
+
+    ``layer-lr`` installs gradient hooks (``init_schemes.scale_layer_learning_rates``) that need SGD's
+    ``weight_decay``. The returned dict: ``at_init`` (``gradient_ratio`` of the net as it starts
+    training) and arm-specific details (the lr factors, LSUV's variances).
+    """
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose from {list(ARMS)}")
+    seed_everything(seed)
+    details: dict[str, Any] = {}
+    if arm == "fixup":
+        model: nn.Module = fixup_cifar_resnet(56, in_channels=1)
+    else:
+        model = cifar_resnet(56, in_channels=1, residual=False)  # the baseline plain-56's init for this seed
+        details["baseline_at_init"] = gradient_ratio(model, images, labels)
+        if arm == "lsuv":
+            details["lsuv_output_variance"] = lsuv_(model, images)
+    details["at_init"] = gradient_ratio(model, images, labels)
+    if arm == "layer-lr":
+        scales = layer_lr_scales(model, images, labels)
+        details["lr_factors"] = scales
+        scale_layer_learning_rates(model, scales, weight_decay)
+    return model, details
+
+
+def run_arm(
+    arm: str,
+    seed: int,
+    *,
+    fast: bool = False,
+    progress: bool = True,
+    threads: int = 1,
+    save_as: str | None = None,
+    notes: str = "",
+) -> dict[str, Any]:
+    """Train one arm with one seed; returns its run record (written to data/runs/<save_as>.json if given)."""
+    from .experiments import _net_result, _start_run, save_record
+
+    config = arm_config(seed, fast)
+    splits = data.load_fashion_mnist("subset", seed=seed, fast=fast)
+    config, device, splits, threads, record = _start_run(EXPERIMENT, fast, config, threads, notes, splits)
+    images, labels = probe_batch(splits, fast)
+    model, details = build_arm(arm, seed, images, labels, config.weight_decay)
+    name = NET_NAMES[arm]
+    record["arm"] = {"key": arm, "net": name, "changes": ARMS[arm], **details}
+    started = time.perf_counter()
+    try:
+        history = train(model, splits, config, progress=progress, device=device, threads=threads, description=name)
+    except FloatingPointError as error:  # a diverging run is a result too: record it, with no history
+        record["diverged"] = str(error)
+        record["total_seconds"] = round(time.perf_counter() - started, 1)
+        record["complete"] = False
+        if save_as:
+            save_record(record, save_as)
+        return record
+    residual = arm == "fixup"
+    record["nets"][name] = _net_result(name, 56, residual, model, history, time.perf_counter() - started, False)
+    record["total_seconds"] = round(time.perf_counter() - started, 1)
+    record["complete"] = not history.interrupted
+    if save_as:
+        save_record(record, save_as)
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m resnet_lab.scale_experiment", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--arm", required=True, choices=tuple(ARMS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fast", action="store_true", help="tiny data, 2 epochs")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--save-as", help="record name under data/runs/ (default shortcut-or-scale-<arm>-<seed>)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--notes", default="")
+    args = parser.parse_args(argv)
+    save_as = args.save_as or f"{EXPERIMENT}-{args.arm}-{args.seed}" + ("-fast" if args.fast else "")
+    record = run_arm(args.arm, args.seed, fast=args.fast, progress=not args.no_progress, threads=args.threads,
+                     save_as=save_as, notes=args.notes)  # fmt: skip
+    if "diverged" in record:
+        print(f"{args.arm} seed {args.seed} diverged: {record['diverged']}")
+        return
+    net = record["nets"][record["arm"]["net"]]
+    summary = {"arm": args.arm, "seed": args.seed, "final": net["final"], "seconds": net["seconds"]}
+    print(json.dumps({**summary, "at_init": record["arm"]["at_init"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
