@@ -2,7 +2,7 @@
 
     x, y = probes.fixed_images(splits.test, splits, 1000)         # normalized (B, C, H, W), labels (B,)
     probes.single_block_lesions(model, x, y)                        # {block name: error %}
-    d1, d2 = (probes.random_direction(model, seed=s) for s in (1, 2))
+    d1, d2 = (probes.random_direction(model, seed=s) for s in (1, 2))   # filter-normalised (filter_normalize)
     probes.loss_slice_2d(model, d1, d2, alphas, betas, x, y)        # loss on a grid, BN in eval mode
     probes.layer_gradient_norms(model, x, y)                        # {conv name: ||dL/dW||}
     probes.gradient_correlation(model, x)                           # shattered gradients (Balduzzi et al.)
@@ -246,26 +246,43 @@ def random_direction(model: nn.Module, seed: int = 0, filter_normalized: bool = 
 
     filter_normalized (Li et al. 2018): each filter of the direction (a slice along dim 0 of a conv or
     linear weight) is rescaled to the norm of the same filter of the model, so a step of 1 moves
-    every filter by its own size and scale-invariant (BN-followed) layers are compared fairly.
-    Biases and BN weights (1-D parameters) get 0: the slices leave them where they are, as in the paper.
+    every filter by its own size and scale-invariant (BN-followed) layers are compared fairly
+    (``filter_normalize``). Biases and BN weights (1-D parameters) get 0: the slices leave them where
+    they are, as in the paper.
     """
     generator = torch.Generator().manual_seed(seed)
     direction: Direction = {}
     for name, p in model.named_parameters():
         if p.dim() <= 1:
             direction[name] = torch.zeros_like(p, dtype=torch.float32)
+        else:
+            direction[name] = torch.randn(p.shape, generator=generator)
+    return filter_normalize(direction, model) if filter_normalized else direction
+
+
+def filter_normalize(direction: Mapping[str, torch.Tensor], model: nn.Module) -> Direction:
+    """Li et al. 2018's filter normalisation of a direction: a new direction, ``direction`` is not changed.
+
+    For every parameter of ``model`` with 2 or more dimensions (conv weights (out, in, kh, kw), linear
+    weights (out, in)), each filter ``d[i]`` (a slice along dim 0) is rescaled to the norm of the model's
+    filter ``w[i]``: ``d[i] * ||w[i]|| / ||d[i]||``. Parameters with one dimension (biases, BN's weight and
+    bias) get zeros. Returns {parameter name: float32 tensor of the parameter's shape}.
+    """
+    _check_direction(model, direction)
+    normalized: Direction = {}
+    for name, p in model.named_parameters():
+        d = direction[name].float()
+        if p.dim() <= 1:
+            normalized[name] = torch.zeros_like(d)
             continue
-        d = torch.randn(p.shape, generator=generator)
-        if filter_normalized:
-            w = p.detach().float().flatten(1).norm(dim=1)
-            d = d * (w / d.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, *([1] * (p.dim() - 1)))
-        direction[name] = d
-    return direction
+        w = p.detach().float().flatten(1).norm(dim=1)
+        normalized[name] = d * (w / d.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, *([1] * (p.dim() - 1)))
+    return normalized
 
 
 def _check_direction(model: nn.Module, direction: Mapping[str, torch.Tensor]) -> None:
     for name, p in model.named_parameters():
-        if name not in direction or direction[name].shape != p.shape:
+        if name not in direction or tuple(direction[name].shape) != tuple(p.shape):
             raise ValueError(f"the direction does not fit this model at {name!r}: make it with random_direction(model)")
 
 
