@@ -17,8 +17,6 @@ shortcuts alone (stem, then zero-padded shortcuts, pool), and with the classifie
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -142,8 +140,3 @@ def shortcut_path(model: FixupCifarResNet, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(block.shortcut(h))
     return torch.flatten(model.avgpool(h), 1)
 
-
-def check_depth_factor(depth: int) -> float:
-    """The Fixup factor of a CIFAR net of ``depth`` (L = 3n branches of 2 layers): 1/sqrt(3n)."""
-    n = check_cifar_depth(depth)
-    return 1.0 / math.sqrt(3 * n)
