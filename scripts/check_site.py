@@ -7,7 +7,9 @@ Fails (exit 1, one line per problem) when
   `#anchor` that the target page does not have;
 - an image, script, stylesheet or other asset is missing, or is loaded from outside the site
   (http://, https:// or //host): the site must work offline;
-- a stylesheet pulls anything (fonts, images, other stylesheets) from the internet.
+- a stylesheet pulls anything (fonts, images, other stylesheets) from the internet;
+- a lesson's exercise cell (class `tag_exercise`) is not shown as an exercise: inside an "Exercise"
+  admonition (`admonition exercise`) that also holds its hints, collapsed (`<details class="exercise-hints">`).
 Links to other websites (`<a href="https://...">`) are allowed: they are for the reader to follow.
 """
 
@@ -40,9 +42,27 @@ class _PageParser(HTMLParser):
         self.ids: set[str] = set()
         self.links: list[str] = []
         self.assets: list[tuple[str, str]] = []
+        self.exercises_outside_a_box = 0
+        self.boxes_without_hints = 0
+        self._divs: list[set[str]] = []  # classes of the open <div>s, outermost first
+        self._boxes: list[dict[str, bool]] = []  # open exercise boxes: have their hints been seen?
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self._divs:
+            if {"admonition", "exercise"} <= self._divs.pop() and self._boxes:
+                self.boxes_without_hints += not self._boxes.pop()["hints"]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value for name, value in attrs if value is not None}
+        classes = set(values.get("class", "").split())
+        if tag == "div":
+            if "tag_exercise" in classes and not self._boxes:
+                self.exercises_outside_a_box += 1
+            self._divs.append(classes)
+            if {"admonition", "exercise"} <= classes:
+                self._boxes.append({"hints": False})
+        if tag == "details" and "exercise-hints" in classes and self._boxes:
+            self._boxes[-1]["hints"] = True
         for key in ("id", "name"):
             if key in values:
                 self.ids.add(values[key])
@@ -89,6 +109,10 @@ def check_site(site: Path) -> list[str]:
             fragment = unquote(urlsplit(url).fragment)
             if fragment and target.suffix == ".html" and target in pages and fragment not in pages[target].ids:
                 problems.append(f"{where}: broken link {url} (no #{fragment} on that page)")
+        if parsed.exercises_outside_a_box:
+            problems.append(f"{where}: {parsed.exercises_outside_a_box} exercise cell(s) not shown in an Exercise box")
+        if parsed.boxes_without_hints:
+            problems.append(f"{where}: {parsed.boxes_without_hints} Exercise box(es) without their collapsed hints")
     for css in sorted(site.rglob("*.css")):
         for match in EXTERNAL_IN_CSS.finditer(css.read_text(encoding="utf-8", errors="replace")):
             problems.append(f"{css.relative_to(site)}: loads {match.group(1)} from the internet")

@@ -4,7 +4,8 @@ The site is built from the repository as it is: README.md is the home page, ever
 `notebooks/NN_*.ipynb` becomes a page with its committed outputs (nothing is executed), every
 `docs/*.md` becomes a page, and the student copies in `notebooks/student/` are offered as downloads.
 Navigation is generated at build time from those file names, so a new lesson or doc page appears
-without editing this file. Math is rendered by a local copy of MathJax (from the pip package
+without editing this file. Each exercise cell (tagged `exercise`) is shown with its check cell in an
+"Exercise" box, its hints (the `# HINT:` line and the cell's `hints` metadata) collapsed below. Math is rendered by a local copy of MathJax (from the pip package
 django-static-mathjax): the site works offline and loads nothing from the internet.
 
 Build: sphinx-build -W --keep-going -c site . build/site (see `make site`).
@@ -12,12 +13,18 @@ Build: sphinx-build -W --keep-going -c site . build/site (see `make site`).
 
 from __future__ import annotations
 
+import html
 import shutil
+import sys
 from pathlib import Path
 
 import mathjax as mathjax_package  # pip: django-static-mathjax
+from docutils import nodes
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # resnet_lab's exercise conventions (markers, hint lines, check calls)
+
+from resnet_lab.checks.exercises import HINTS_KEY, check_calls, first_tier  # noqa: E402
 
 project = "resnet-lab"
 author = "resnet-lab contributors"
@@ -119,7 +126,61 @@ def copy_home_page(app, exception) -> None:
         shutil.copyfile(Path(app.outdir) / f"{root_doc}.html", Path(app.outdir) / "index.html")
 
 
+def _cell_tags(node: nodes.Node) -> list[str]:
+    if not isinstance(node, nodes.container) or node.get("nb_element") != "cell_code":
+        return []
+    return list((node.get("cell_metadata") or {}).get("tags", []))
+
+
+def _cell_source(cell: nodes.container) -> str:
+    block = cell.next_node(nodes.literal_block)
+    return block.astext() if block is not None else ""
+
+
+def exercise_box(cell: nodes.container, check: nodes.container | None) -> nodes.admonition:
+    """An exercise cell (and its check cell) inside an "Exercise" admonition, its hints collapsed below."""
+    source = _cell_source(cell)
+    calls = check_calls(_cell_source(check)) if check is not None else []
+    name = calls[0][0] if calls else "exercise"
+    tiers = [t for t in (first_tier(source), *(cell.get("cell_metadata") or {}).get(HINTS_KEY, [])) if t]
+    box = nodes.admonition(classes=["exercise"])
+    box += nodes.title(text=f"Exercise: {name}")
+    intro = nodes.paragraph()
+    intro += nodes.Text("In the student copy the solution below is blank: write it, then run the check cell. ")
+    intro += nodes.literal(text=f'checks.hint("{name}")')
+    intro += nodes.Text(" shows the hints one at a time.")
+    box += intro
+    box += cell.deepcopy()
+    if check is not None:
+        box += check.deepcopy()
+    if tiers:
+        items = "".join(f"<li>{html.escape(t)}</li>" for t in tiers)
+        box += nodes.raw(
+            "",
+            f'<details class="exercise-hints"><summary>Hints ({len(tiers)}), one more concrete than the last'
+            f"</summary><ol>{items}</ol></details>",
+            format="html",
+        )
+    return box
+
+
+def box_exercises(app, doctree) -> None:
+    """Show every exercise of a lesson as an exercise: an admonition with its check cell and collapsed hints."""
+    for cell in list(doctree.findall(nodes.container)):
+        if "exercise" not in _cell_tags(cell) or cell.parent is None:
+            continue
+        parent = cell.parent
+        index = parent.index(cell)
+        following = parent.children[index + 1] if index + 1 < len(parent.children) else None
+        check = following if following is not None and "check" in _cell_tags(following) else None
+        box = exercise_box(cell, check)
+        if check is not None:
+            parent.remove(check)
+        parent.replace(cell, box)
+
+
 def setup(app) -> None:
     app.connect("source-read", add_navigation)
+    app.connect("doctree-read", box_exercises)
     app.connect("build-finished", copy_mathjax)
     app.connect("build-finished", copy_home_page)

@@ -66,3 +66,24 @@ def test_broken_link_missing_image_and_external_assets_are_reported(site: Path) 
 
 def test_an_unbuilt_site_says_what_to_do(tmp_path: Path) -> None:
     assert check_site.check_site(tmp_path) == [f"{tmp_path}/index.html not found: build the site first (make site)"]
+
+
+def test_exercises_must_be_shown_in_a_box_with_collapsed_hints(site: Path) -> None:
+    cell = '<div class="cell tag_exercise docutils container"><div class="cell_input"><pre>code</pre></div></div>'
+    hints = '<details class="exercise-hints"><summary>Hints (3)</summary><ol><li>a</li></ol></details>'
+    write(
+        site / "boxed.html",
+        f'<html><body><div class="admonition exercise"><p class="admonition-title">Exercise: stage</p>{cell}'
+        f'<div class="cell tag_check docutils container"></div>{hints}</div></body></html>',
+    )
+    assert check_site.check_site(site) == []
+    write(site / "bare.html", f"<html><body>{cell}</body></html>")
+    write(
+        site / "no_hints.html",
+        f'<html><body><div class="admonition exercise"><p class="admonition-title">Exercise</p>{cell}</div>{hints}'
+        "</body></html>",
+    )
+    assert check_site.check_site(site) == [
+        "bare.html: 1 exercise cell(s) not shown in an Exercise box",
+        "no_hints.html: 1 Exercise box(es) without their collapsed hints",
+    ]
