@@ -1,9 +1,12 @@
 """python -m resnet_lab.grade on a synthetic class built from the student copy of notebook 02: the report
-says exactly what happened to each submission, and the run stays within its time limits.
+says exactly what happened to each submission, cheats are never graded passed, the hidden configurations
+never reach the kernel, and the run stays within its time limits.
 
-The class run (8 submissions, 9 fresh kernels with the crash's restart, quick mode, small limits) is the
-slow part: 46 s of CPU (user + sys, measured for this file), so about that much wall time on an idle
-2-core machine (151 s on the shared machine at load average 12). Everything else here runs without a kernel.
+The class run (12 submissions: 12 kernels in quick mode and 13 answer processes forked from one fork
+server, two notebooks at a time) is the slow part; everything else here runs without a kernel. Time
+limits are far above an honest run's needs: an honest check takes under 1 CPU second (the limit counts
+CPU seconds, so a loaded machine cannot trip it), and the notebooks' wall-clock limits are 300 and 600 s
+for cells that take a few seconds; only the endless loop reaches its limit.
 """
 
 from __future__ import annotations
@@ -29,17 +32,36 @@ synthetic = importlib.util.module_from_spec(_spec)
 assert _spec.loader is not None
 _spec.loader.exec_module(synthetic)
 
-CHECK_SECONDS = 6
+CHECK_SECONDS = 8  # CPU seconds; the slowest honest check here takes under 0.8
 HIDDEN = {"basic_block": [[16, 32, 2], [32, 32, 1]]}
+HONEST = {"complete", "half_done", "no_stride", "relu_first", "bad_import", "endless", "renamed", "crash"}
+CHEATS = {"kernel_cheats", "tampering", "reference", "wrapper"}
+EXERCISES = ("conv_output_size", "basic_block", "plain_switch")
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Build the class, grade it once through the CLI; return (rows by (student, exercise), stdout, seconds, dir)."""
     root = tmp_path_factory.mktemp("class")
-    synthetic.build(root / "submissions")
+    synthetic.build(root / "submissions", spy_file=root / "found-by-the-kernel.txt")
     hidden = root / "hidden.json"
     hidden.write_text(json.dumps(HIDDEN), encoding="utf-8")
+    # an earlier report, as if an older checker had failed complete's basic_block: --compare must say so
+    old = report.CsvReport(root / "old.csv")
+    for exercise, status, passed in (("conv_output_size", "passed", 14), ("basic_block", "failed", 2)):
+        total = 14 if exercise == "conv_output_size" else 4
+        old.add(
+            {
+                "student": "complete",
+                "exercise": exercise,
+                "status": status,
+                "checks_passed": passed,
+                "checks_total": total,
+                "hidden_passed": 0,
+                "hidden_total": 0,
+            }
+        )
+    old.close()
     out = io.StringIO()
     start = time.monotonic()
     with contextlib.redirect_stdout(out):
@@ -51,12 +73,18 @@ def graded(tmp_path_factory):
                 "--hidden",
                 str(hidden),
                 "--quick",
+                "--jobs",
+                "2",
                 "--timeout",
-                "120",
+                "600",
                 "--cell-timeout",
-                "60",
+                "300",
                 "--check-timeout",
                 str(CHECK_SECONDS),
+                "--feedback",
+                str(root / "feedback"),
+                "--compare",
+                str(root / "old.csv"),
             ]
         )
     seconds = time.monotonic() - start
@@ -79,8 +107,7 @@ def _row(rows, student, exercise):
 
 def test_the_report_has_one_row_per_student_and_exercise(graded):
     rows, _, _, _ = graded
-    students = {"complete", "half_done", "no_stride", "relu_first", "bad_import", "endless", "renamed", "crash"}
-    assert set(rows) == {(s, e) for s in students for e in ("conv_output_size", "basic_block", "plain_switch")}
+    assert set(rows) == {(s, e) for s in HONEST | CHEATS for e in EXERCISES}
     assert all(r["notebook"].endswith("/02_basic_block.ipynb") for r in rows.values())
 
 
@@ -115,7 +142,7 @@ def test_broken_notebooks_are_reported_as_such(graded):
     assert rows[("bad_import", "conv_output_size")]["status"] == "passed"  # needs no import
 
     endless = rows[("endless", "conv_output_size")]
-    assert endless["status"] == "timed out" and f"within {CHECK_SECONDS} s" in endless["detail"]
+    assert endless["status"] == "timed out" and f"within {CHECK_SECONDS} CPU seconds" in endless["detail"]
     assert rows[("endless", "basic_block")]["status"] == "passed"
 
     renamed = rows[("renamed", "basic_block")]
@@ -128,12 +155,68 @@ def test_broken_notebooks_are_reported_as_such(graded):
 
 def test_summary_and_chart(graded):
     _, out, seconds, root = graded
-    assert "8 students, 24 graded exercises" in out
+    assert "12 students, 36 graded exercises" in out
     line = next(line for line in out.splitlines() if line.startswith("basic_block"))
-    assert line.split()[1:3] == ["5", "2"]  # passed, failed
+    # passed, failed, error, tampered, reference used (no basic_block was not attempted, timed out or lost)
+    assert line.split()[1:-1] == ["5", "3", "0", "1", "0", "0", "1", "2"]
     assert (root / "grades.png").stat().st_size > 10_000
     # Each notebook stayed within its limits: none had to be killed by the grader.
     assert "hard time limit" not in (root / "grades.csv").read_text(encoding="utf-8")
+
+
+def test_cheats_are_never_graded_passed(graded):
+    rows, _, _, _ = graded
+    statuses = {s: tuple(rows[(s, e)]["status"] for e in EXERCISES) for s in CHEATS}
+    assert statuses == {
+        # patches in the kernel change nothing: the stub is a stub, the block without shortcut fails,
+        # and plain_switch (whose own forward adds the shortcut) passes on its merit
+        "kernel_cheats": ("not attempted", "failed", "passed"),
+        # the answer cell itself patches torch's comparisons: from then on nothing is graded
+        "tampering": ("passed", "tampered", "tampered"),
+        "reference": ("reference used", "reference used", "reference used"),
+        # plain_switch subclasses the wrapper, which has no bn2 of its own
+        "wrapper": ("reference used", "reference used", "failed"),
+    }
+    assert all(
+        float(rows[(s, e)]["score"]) == 0.0 for s in CHEATS for e in EXERCISES if rows[(s, e)]["status"] != "passed"
+    )
+    assert "torch.allclose was replaced" in rows[("tampering", "basic_block")]["detail"]
+    assert "subclass of resnet_lab's BasicBlock" in rows[("reference", "basic_block")]["detail"]
+    assert "resnet_lab's conv_output_size itself" in rows[("reference", "conv_output_size")]["detail"]
+    assert "calls resnet_lab's BasicBlock" in rows[("wrapper", "basic_block")]["detail"]
+    assert "calls resnet_lab's conv_output_size" in rows[("wrapper", "conv_output_size")]["detail"]
+    assert rows[("kernel_cheats", "basic_block")]["run"] == "ok"  # the cheats did run in the kernel
+
+
+def test_hidden_configurations_are_not_visible_from_the_kernel(graded):
+    _, _, _, root = graded
+    found = (root / "found-by-the-kernel.txt").read_text(encoding="utf-8")
+    assert '"exercises"' in found and "02_basic_block.ipynb" in found  # it did read the worker's job file
+    flat = found.replace(" ", "")
+    assert "[16,32,2]" not in flat and "[32,32,1]" not in flat and "hidden.json" not in found
+
+
+def test_feedback_gradebook_and_compare(graded):
+    rows, out, _, root = graded
+    book = list(csv.reader((root / "grades-gradebook.csv").open(encoding="utf-8")))
+    assert book[0] == ["student", *EXERCISES, "total"]
+    by_student = {r[0]: r[1:] for r in book[1:]}
+    assert set(by_student) == HONEST | CHEATS
+    assert by_student["complete"] == ["1", "1", "1", "3"]
+    assert by_student["no_stride"] == ["1", "0.5", "0.75", "2.25"]
+    assert by_student["reference"] == ["0", "0", "0", "0"]
+    assert sorted(p.name for p in (root / "feedback").iterdir()) == sorted(f"{s}.md" for s in HONEST | CHEATS)
+    text = (root / "feedback" / "relu_first.md").read_text(encoding="utf-8")
+    assert "| basic_block | failed | 0 |" in text and "Is ReLU applied before the shortcut is added?" in text
+    assert "- **plain_switch**" not in text  # passed: nothing to say
+    for path in (root / "feedback").iterdir():
+        assert "16, 32" not in path.read_text(encoding="utf-8")
+    assert "changes since" in out
+    assert "  complete: basic_block failed 0.5 -> passed 1\n" in out  # conv_output_size did not change
+    assert (
+        "  no_stride: conv_output_size new: passed 1; basic_block new: failed 0.5; plain_switch new: failed 0.75\n"
+        in out
+    )
 
 
 # ----------------------------------------------------------------------------------------

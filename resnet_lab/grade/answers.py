@@ -27,43 +27,45 @@ from ..notebook_cells import cell_source, parse_cell
 from .worker import NOTEBOOK_FAILED, TIMED_OUT, Limits, _env
 
 ERROR = "error"
-_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Pass)
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _STARTUP_SECONDS = 600.0  # wall clock for a fork to report its first event: only a broken machine exceeds it
 _context: Any = None
 
 
-def _definition_only(source: str) -> bool:
-    """A cell that only imports, defines functions/classes or binds plain names (no other statements)."""
+def _definitions(source: str) -> str:
+    """The cell's imports, function and class definitions and constants (``NAME = literal``), nothing else.
+
+    This is what an answer may need from a set-up cell; a call such as ``torch.manual_seed(0)``, a training
+    loop or ``torch.allclose = ...`` is left out. Statements are kept in order, so a failing import still
+    stops the rest of the cell, as it does in the kernel."""
     tree = parse_cell(source)
-    if not tree or not tree.body:
-        return False
+    if not tree:
+        return ""
+    kept = []
     for node in tree.body:
-        if isinstance(node, _DEFINITIONS):
-            continue
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            continue
-        if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
-            continue
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            continue
-        return False
-    return True
+        constant = isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant)
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if isinstance(node, _DEFINITIONS) or (constant and all(isinstance(t, ast.Name) for t in targets)):
+            kept.append(node)
+    return ast.unparse(ast.Module(body=kept, type_ignores=[])) if kept else ""
 
 
 def answer_cells(nb: dict[str, Any], plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The cells the answers need, in order: the first code cell, the exercise cells, and the import and
-    definition-only cells before the last of them. Nothing else of the notebook runs in the answer process."""
+    """The code the answers need, cell by cell: each exercise cell whole, and the definitions
+    (:func:`_definitions`) of every code cell before the last of them. Nothing else of the notebook runs
+    in the answer process."""
     cells = nb.get("cells", [])
-    code = [i for i, c in enumerate(cells) if c.get("cell_type") == "code"]
     wanted = {p["cell"] for p in plans if p.get("cell") is not None}
-    if not code or not wanted:
+    if not wanted:
         return []
-    last = max(wanted)
-    return [
-        {"index": i, "source": cell_source(cells[i])}
-        for i in code
-        if i <= last and (i == code[0] or i in wanted or _definition_only(cell_source(cells[i])))
-    ]
+    found = []
+    for i, cell in enumerate(cells[: max(wanted) + 1]):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell_source(cell) if i in wanted else _definitions(cell_source(cell))
+        if source.strip():
+            found.append({"index": i, "source": source})
+    return found
 
 
 def _cpu_seconds(pid: int) -> float | None:

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import sys
 import types
+from builtins import getattr, id, isinstance, len, list, repr, sorted, tuple, type, vars  # noqa: A004, UP029
 from typing import Any
+
+# (the builtins above are bound here at import, before any student code: a patched builtins.isinstance
+# cannot blind the snapshot that is meant to notice it)
 
 Snapshot = dict[str, tuple[Any, ...]]
 
@@ -63,9 +67,14 @@ def _filled(cell: Any) -> bool:
     return True
 
 
+_ATTRIBUTES = ".<attributes>"
+
+
 def _class_items(prefix: str, cls: type, snap: Snapshot) -> None:
     for attr, value in list(vars(cls).items()):
         snap[f"{prefix}.{attr}"] = _fingerprint(value, deep=False)
+    # a new attribute on a class overrides an inherited one (torch.Tensor.__eq__ comes from TensorBase)
+    snap[prefix + _ATTRIBUTES] = tuple(sorted(str(a) for a in vars(cls)))
 
 
 def snapshot() -> Snapshot:
@@ -94,7 +103,10 @@ def changes(before: Snapshot, after: Snapshot, limit: int = 3) -> list[str]:
     found = []
     for key, fp in before.items():
         now = after.get(key)
-        if now != fp:
+        if key.endswith(_ATTRIBUTES) and now is not None:
+            prefix = key[: -len(_ATTRIBUTES)]
+            found += [f"{prefix}.{attr} was replaced" for attr in sorted(set(now) - set(fp))]
+        elif now != fp:
             found.append(f"{key} was {'removed' if now is None else 'replaced'}")
     if len(found) > limit:
         found = found[:limit] + [f"... and {len(found) - limit} more"]
