@@ -31,6 +31,8 @@ RUNS = ROOT / "data" / "runs"
 CHECKED = [
     "notebooks/07_degradation.ipynb",
     "notebooks/08_train_a_resnet.ipynb",
+    "notebooks/10_resnet_family.ipynb",
+    "notebooks/11_why_residuals_work.ipynb",
     "README.md",
 ]
 
@@ -41,6 +43,8 @@ GENERAL: list[tuple[str, str, str]] = [
     ("notebooks/08_train_a_resnet.ipynb", "eager fp32 engine at batch 128", "a benchmark, dated in the README"),
     ("notebooks/07_degradation.ipynb", "PyTorch's two compute threads", "advice for a busy machine"),
     ("README.md", "on GPUs with native bfloat16", "how the engine behaves on GPUs"),
+    ("notebooks/11_why_residuals_work.ipynb", "into a new fp32 model", "how weights.load_degradation_net loads"),
+    ("notebooks/11_why_residuals_work.ipynb", "Every probe below evaluates in fp32", "how the probes compute"),
     ("README.md", "### In 12 minutes on a CPU without bf16", "a heading; its section names the records"),
     ("README.md", "## Performance", "the benchmarks' own provenance, measured and dated in the text"),
     ("README.md", "## Tests", "the lead's section: the suite's own timing"),
