@@ -621,7 +621,9 @@ class PlainKeepsProjection(TorchvisionStyleBlock):
 
 
 def test_plain_switch_rejects_wrong_switches():
-    rejects(checks.plain_switch, IgnoresResidualFlag, "residual=False your block still adds the shortcut")
+    rejects(
+        checks.plain_switch, IgnoresResidualFlag, "(residual=False) has no shortcut, but yours still adds its input"
+    )
     rejects(checks.plain_switch, PlainKeepsProjection, "with residual=False there is no shortcut at all")
 
 

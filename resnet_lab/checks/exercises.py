@@ -2,9 +2,11 @@
 
 In a lesson notebook (``notebooks/NN_*.ipynb``) an exercise is a code cell tagged ``exercise`` whose
 solution sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION``; a ``# HINT:`` comment right
-above BEGIN is the first hint (the student copy keeps it above its stub). Further hints, each one
-more concrete than the last but never the code itself, are a list of strings in the cell's
-metadata under ``hints``. The next cell is tagged ``check`` and calls a checker, e.g.
+above BEGIN is the first hint (the student copy keeps it above its stub and raises it as the stub's
+``NotImplementedError`` message). Hints teach before they tell: tier 1 names the idea in words, without
+code (tests/test_hints.py checks it); the further tiers, a list of strings in the cell's metadata under
+``hints``, give the structure, and the last may come close to code. The solution itself is only shown by
+``checks.solution``. The next cell is tagged ``check`` and calls a checker, e.g.
 ``checks.bottleneck(MyBottleneck)``: the checker's name is the exercise's name.
 
     from resnet_lab.checks import exercises
