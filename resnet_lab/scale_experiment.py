@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -142,6 +143,171 @@ def run_arm(
     if save_as:
         save_record(record, save_as)
     return record
+
+
+BASELINES = ("plain-20", "plain-56", "ResNet-20", "ResNet-56")  # the nets of degradation-seeds-<seed>
+
+
+def record_name(arm: str, seed: int) -> str:
+    """The committed record of ``arm`` and ``seed``: shortcut-or-scale-<arm>-<seed>."""
+    return f"{EXPERIMENT}-{arm}-{seed}"
+
+
+def load_scale_records(
+    seeds: Sequence[int] = (0, 1, 2), arms: Sequence[str] = tuple(ARMS)
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The arms' records and the baselines' (``degradation-seeds-<seed>``) from data/runs/.
+
+    Returns ({seed: {arm: record}}, {seed: baseline record}); an arm or seed without a record is left out.
+    """
+    from .experiments import RUNS_DIR, load_record
+
+    arm_records: dict[str, dict[str, Any]] = {}
+    baselines: dict[str, dict[str, Any]] = {}
+    for seed in seeds:
+        found = {
+            arm: load_record(record_name(arm, seed))
+            for arm in arms
+            if (RUNS_DIR / f"{record_name(arm, seed)}.json").is_file()
+        }
+        if found:
+            arm_records[str(seed)] = found
+            baselines[str(seed)] = load_record(f"degradation-seeds-{seed}")
+    return arm_records, baselines
+
+
+def _final_train_error(record: dict[str, Any]) -> float | None:
+    """The final training error (%) of an arm's record; None if the run diverged or has no net."""
+    if "diverged" in record or not record["nets"]:
+        return None
+    return next(iter(record["nets"].values()))["final"]["train_error"]
+
+
+def _claim(per_seed: dict[str, bool]) -> dict[str, Any]:
+    holds = [s for s, ok in per_seed.items() if ok]
+    return {"holds_in_seeds": holds, "every_seed": len(holds) == len(per_seed) > 0, "no_seed": not holds}
+
+
+def scale_findings(
+    arm_records: dict[str, dict[str, dict[str, Any]]], baselines: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The plan's rule (data/runs/plans/shortcut-or-scale.md) applied per seed and arm. Errors in %.
+
+    ``per_seed[seed]``: ``baseline`` {net: final train error} and ``arms`` {arm: train_error (None if it
+    diverged), closes_gap (<= plain-20's), helps (< plain-56's), minus_plain20 / minus_plain56 / minus_resnet56}.
+    ``arms[arm]``: ``seeds`` with a record, ``closes_gap`` and ``helps`` as {holds_in_seeds, every_seed,
+    no_seed}, and ``verdict``: "closes the gap in every seed", "closes the gap in no seed" or "seeds disagree".
+    Raises ValueError if a seed of ``arm_records`` has no baseline.
+    """
+    per_seed: dict[str, Any] = {}
+    for seed, records in arm_records.items():
+        if seed not in baselines:
+            raise ValueError(f"seed {seed} has arm records but no baseline record (degradation-seeds-{seed})")
+        base = {net: baselines[seed]["nets"][net]["final"]["train_error"] for net in BASELINES}
+        arms = {}
+        for arm, record in records.items():
+            err = _final_train_error(record)
+            ok = err is not None
+            arms[arm] = {
+                "train_error": err,
+                "closes_gap": ok and err <= base["plain-20"],
+                "helps": ok and err < base["plain-56"],
+                "minus_plain20": err - base["plain-20"] if ok else None,
+                "minus_plain56": err - base["plain-56"] if ok else None,
+                "minus_resnet56": err - base["ResNet-56"] if ok else None,
+            }
+        per_seed[seed] = {"baseline": base, "arms": arms}
+    summary: dict[str, Any] = {}
+    for arm in dict.fromkeys(a for s in per_seed.values() for a in s["arms"]):
+        seeds = [s for s in per_seed if arm in per_seed[s]["arms"]]
+        closes = _claim({s: per_seed[s]["arms"][arm]["closes_gap"] for s in seeds})
+        helps = _claim({s: per_seed[s]["arms"][arm]["helps"] for s in seeds})
+        verdict = (
+            "closes the gap in every seed"
+            if closes["every_seed"]
+            else "closes the gap in no seed"
+            if closes["no_seed"]
+            else "seeds disagree"
+        )
+        summary[arm] = {"seeds": seeds, "closes_gap": closes, "helps": helps, "verdict": verdict}
+    return {"per_seed": per_seed, "arms": summary}
+
+
+def _mean_range(values: Sequence[float | None]) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    text = f"{sum(vals) / len(vals):6.2f} [{min(vals):5.2f}-{max(vals):5.2f}]"
+    return text + ("*" if len(vals) < len(values) else "")
+
+
+def format_scale_table(findings: dict[str, Any]) -> str:
+    """Final training error (%) per net and seed, then mean [min-max] over the seeds, baselines first, then arms.
+
+    An arm row ends with the seeds where it closes the gap (<= plain-20) and where it helps (< plain-56);
+    "div." marks a diverged run (left out of the mean, which then carries a *).
+    """
+    seeds = list(findings["per_seed"])
+    lines = [
+        f"{'net':<20}"
+        + "".join(f"{'seed ' + s:>9}" for s in seeds)
+        + f"{'mean [min-max]':>22}   closes gap in / helps in"
+    ]
+    for net in BASELINES:
+        values = [findings["per_seed"][s]["baseline"][net] for s in seeds]
+        lines.append(f"{net:<20}" + "".join(f"{v:>9.2f}" for v in values) + f"{_mean_range(values):>22}")
+    for arm, summary in findings["arms"].items():
+        cells, values = "", []
+        for s in seeds:
+            entry = findings["per_seed"][s]["arms"].get(arm)
+            value = None if entry is None else entry["train_error"]
+            cells += f"{'-' if entry is None else 'div.' if value is None else f'{value:.2f}':>9}"
+            if entry is not None:
+                values.append(value)
+        closes, helps = (",".join(summary[k]["holds_in_seeds"]) or "none" for k in ("closes_gap", "helps"))
+        seeds_text = f"   {closes} / {helps}"
+        lines.append(f"{NET_NAMES[arm]:<20}" + cells + f"{_mean_range(values):>22}" + seeds_text)
+    return "\n".join(lines)
+
+
+def plot_scale_experiment(
+    arm_records: dict[str, dict[str, dict[str, Any]]],
+    baselines: dict[str, dict[str, Any]],
+    *,
+    baseline_nets: Sequence[str] = ("plain-20", "plain-56", "ResNet-56"),
+    ax: Any = None,
+) -> Any:
+    """Training error per epoch: for each arm and baseline net, the mean over the seeds that have it (line)
+    with a band from the lowest to the highest seed. Baselines dashed grey-ish, arms solid. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 4.5)) if ax is None else (ax.figure, ax)
+    curves: dict[str, tuple[list[list[float]], dict[str, Any]]] = {}
+    styles = {"plain-20": "tab:gray", "plain-56": "black", "ResNet-20": "tab:olive", "ResNet-56": "tab:brown"}
+    for net in baseline_nets:
+        runs = [baselines[s]["nets"][net]["history"]["train_error"] for s in arm_records]
+        curves[f"{net} (baseline)"] = (runs, {"color": styles.get(net, "tab:gray"), "linestyle": "--"})
+    for arm, colour in zip(ARMS, ("tab:blue", "tab:orange", "tab:green")):
+        runs = [
+            next(iter(recs[arm]["nets"].values()))["history"]["train_error"]
+            for recs in arm_records.values()
+            if arm in recs and _final_train_error(recs[arm]) is not None
+        ]
+        if runs:
+            curves[NET_NAMES[arm]] = (runs, {"color": colour, "linestyle": "-"})
+    for label, (runs, style) in curves.items():
+        values = np.array(runs, dtype=float)  # (seeds, epochs)
+        epochs = np.arange(1, values.shape[1] + 1)
+        ax.plot(epochs, values.mean(axis=0), marker="o", markersize=3, label=f"{label}, {len(runs)} seeds", **style)
+        ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=style["color"], alpha=0.15, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training error (%)")
+    ax.set_title("Shortcut or scale? Training error per epoch (mean over seeds; band: min to max)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def main(argv: list[str] | None = None) -> None:
