@@ -4,6 +4,7 @@ feature maps and Grad-CAM.
     inside.layer_response_stds(model, x)              # {BN name: std of its output}, each 3x3 layer in order
     inside.theoretical_receptive_field(model)         # side (pixels) of the last map's receptive field
     erf = inside.effective_receptive_field(model, x)  # (H, W) mean |d centre unit / d input|
+    inside.effective_receptive_fields(model, x, {"layer1": model.layer1, "layer3": model.layer3})
     inside.mass_side(erf, 0.95)                       # side of the centred square holding 95 % of it
     inside.feature_maps(model, x[:1], {"stem": model.relu, "layer1": model.layer1})
     inside.grad_cam(model, model.layer3, x, targets)  # (B, h, w) at the layer's resolution
@@ -159,24 +160,42 @@ def effective_receptive_field(
     last stage (``last_feature_map``). BN in eval mode: give a net at initialization calibrated BN
     statistics first (``probes.calibrate_batchnorm``). Magnitudes are averaged, so signs cannot cancel.
     """
-    _check_images(images)
     layer = layer if layer is not None else last_feature_map(model)
-    captured: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
-    total = torch.zeros(images.shape[2:], dtype=torch.float64)
+    return effective_receptive_fields(model, images, {"layer": layer}, batch_size)["layer"]
+
+
+def effective_receptive_fields(
+    model: nn.Module, images: torch.Tensor, layers: Mapping[str, nn.Module], batch_size: int = 64
+) -> dict[str, np.ndarray]:
+    """``effective_receptive_field`` of several layers ({label: module}) from one forward pass per batch."""
+    _check_images(images)
+    captured: dict[str, torch.Tensor] = {}
+    handles = []
+    for label, module in layers.items():
+
+        def hook(_m: nn.Module, _i: object, out: torch.Tensor, label: str = label) -> None:
+            captured[label] = out
+
+        handles.append(module.register_forward_hook(hook))
+    totals = {label: torch.zeros(images.shape[2:], dtype=torch.float64) for label in layers}
     try:
         with _mode(model, False):
             for start in range(0, len(images), batch_size):
                 captured.clear()
                 x = images[start : start + batch_size].detach().clone().requires_grad_(True)
                 model(x)
-                out = captured[-1]
-                h, w = out.shape[2] // 2, out.shape[3] // 2
-                (grad,) = torch.autograd.grad(out[:, :, h, w].sum(), x)
-                total += grad.abs().sum(dim=1).sum(dim=0).double()
+                missing = [label for label in layers if label not in captured]
+                if missing:
+                    raise ValueError(f"layers {missing} were not used in the forward pass")
+                for i, label in enumerate(layers):
+                    out = captured[label]
+                    h, w = out.shape[2] // 2, out.shape[3] // 2
+                    (grad,) = torch.autograd.grad(out[:, :, h, w].sum(), x, retain_graph=i < len(layers) - 1)
+                    totals[label] += grad.abs().sum(dim=1).sum(dim=0).double()
     finally:
-        handle.remove()
-    return (total / len(images)).numpy()
+        for handle in handles:
+            handle.remove()
+    return {label: (total / len(images)).numpy() for label, total in totals.items()}
 
 
 def mass_side(field: np.ndarray, fraction: float = 0.95, centre: tuple[int, int] | None = None) -> int:

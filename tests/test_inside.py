@@ -173,3 +173,14 @@ def test_map_correlation():
     np.testing.assert_allclose(inside.map_correlation(a, -a), -1.0)
     with pytest.raises(ValueError, match="same shape"):
         inside.map_correlation(a, a[:, :2])
+
+
+def test_erf_of_several_layers_in_one_pass_equals_one_at_a_time(net):
+    x = torch.randn(3, 1, 16, 16)
+    both = inside.effective_receptive_fields(net, x, {"a": net.layer1, "b": net.layer3})
+    np.testing.assert_allclose(both["a"], inside.effective_receptive_field(net, x, layer=net.layer1), rtol=1e-6)
+    np.testing.assert_allclose(both["b"], inside.effective_receptive_field(net, x), rtol=1e-6)
+    assert net.training and _hooks(net) == 0
+    with pytest.raises(ValueError, match="not used"):
+        inside.effective_receptive_fields(net, x, {"unused": nn.Conv2d(1, 1, 1)})
+    assert _hooks(net) == 0
