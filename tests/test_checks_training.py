@@ -30,7 +30,7 @@ def passes(checker, answer, capsys, **kwargs) -> None:
 
 
 def test_registered():
-    for name in ("plain_twin", "degradation_gaps", "warmup_cosine", "train_step"):
+    for name in ("plain_twin", "degradation_gaps", "warmup_cosine", "train_step", "crop_flip"):
         assert name in checks.CHECKERS
 
 
@@ -275,3 +275,64 @@ def test_train_step_keeps_the_callers_random_state():
     before = torch.get_rng_state()
     checks.train_step(step_zero_first)
     assert torch.equal(before, torch.get_rng_state())
+
+
+# ---- crop_flip (08)
+
+
+def crop_flip_loop(images, dy, dx, flip, pad):
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (pad, pad, pad, pad))
+    out = []
+    for i in range(len(images)):
+        crop = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
+        out.append(crop.flip(-1) if flip[i] else crop)
+    return torch.stack(out)
+
+
+def crop_flip_batched(images, dy, dx, flip, pad):
+    b, c, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))
+    rows = dy[:, None] + torch.arange(h)  # (B, H)
+    cols = dx[:, None] + torch.arange(w)  # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    return padded[
+        torch.arange(b)[:, None, None, None],
+        torch.arange(c)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
+
+
+def test_crop_flip_accepts_two_styles(capsys):
+    passes(checks.crop_flip, crop_flip_loop, capsys)
+    passes(checks.crop_flip, crop_flip_batched, capsys)
+
+
+def test_crop_flip_names_the_mistakes():
+    def flip_first(images, dy, dx, flip, pad):
+        h, w = images.shape[-2:]
+        padded = F.pad(images, (pad, pad, pad, pad))
+        padded = torch.where(flip[:, None, None, None], padded.flip(-1), padded)
+        return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(len(images))])
+
+    def vertical(images, dy, dx, flip, pad):
+        out = crop_flip_loop(images, dy, dx, torch.zeros_like(flip), pad)
+        return torch.where(flip[:, None, None, None], out.flip(-2), out)
+
+    def swapped(images, dy, dx, flip, pad):
+        return crop_flip_loop(images, dx, dy, flip, pad)
+
+    def no_pad(images, dy, dx, flip, pad):
+        return crop_flip_loop(images, dy, dx, flip, 0)
+
+    def in_place(images, dy, dx, flip, pad):
+        images[:] = crop_flip_loop(images, dy, dx, flip, pad)
+        return images
+
+    rejects(checks.crop_flip, flip_first, "crop first, then flip")
+    rejects(checks.crop_flip, vertical, "the last dimension")
+    rejects(checks.crop_flip, swapped, "swapped")
+    rejects(checks.crop_flip, no_pad, "pad first")
+    rejects(checks.crop_flip, in_place, "changed the images")
+    rejects(checks.crop_flip, lambda *args: crop_flip_loop(*args).float(), "dtype")

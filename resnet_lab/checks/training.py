@@ -3,7 +3,8 @@
 * :func:`plain_twin` (07): a function that builds the plain twin of a CIFAR ResNet, with its weights;
 * :func:`degradation_gaps` (07): a function that reads the 56-vs-20 gaps from a degradation record;
 * :func:`warmup_cosine` (08): the warm-up + cosine learning rate at one iteration;
-* :func:`train_step` (08): one SGD step (forward, loss, backward, step, zero-grad) on a tiny net.
+* :func:`train_step` (08): one SGD step (forward, loss, backward, step, zero-grad) on a tiny net;
+* :func:`crop_flip` (08): the pad-crop + flip augmentation of a batch, given its random draws.
 
 Each checker takes the student's function and ``configs=None`` (its default configurations; a teacher may
 pass hidden ones), runs them through ``engine.run_configs`` and prints one ``✓`` line, or raises
@@ -25,7 +26,7 @@ from ..costs import count_parameters
 from ..models import cifar_resnet
 from .engine import SEED, build, call_student, fail, n_match, passed, run_configs
 
-__all__ = ["plain_twin", "degradation_gaps", "warmup_cosine", "train_step"]
+__all__ = ["plain_twin", "degradation_gaps", "warmup_cosine", "train_step", "crop_flip"]
 
 
 def _number(checker: str, where: str, value: Any, what: str) -> float:
@@ -467,3 +468,122 @@ def train_step(fn: Callable[..., float], configs: Sequence[TrainStepConfig] | No
 
     n = run_configs(list(configs or [("momentum", 3), ("sgd", 2)]), check_one)
     passed(checker, f"{n_match(n)} the reference step (losses, weights after the steps, BN statistics)")
+
+
+# --------------------------------------------------------------------------------------------------
+# 08: the batch augmentation, given its random draws
+
+CropFlipConfig = tuple[int, int, int, int, int]  # (batch, channels, height, width, pad)
+
+
+def _draws(batch: int, pad: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """dy, dx (B,) and flip (B,) as ``data.random_crop_flip`` draws them from a generator seeded with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    dy = torch.randint(0, 2 * pad + 1, (batch, 1), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (batch, 1), generator=generator)
+    flip = torch.rand(batch, 1, generator=generator) < 0.5
+    return dy[:, 0], dx[:, 0], flip[:, 0]
+
+
+def _crop_flip_loop(
+    images: torch.Tensor,
+    dy: torch.Tensor,
+    dx: torch.Tensor,
+    flip: torch.Tensor,
+    pad: int,
+    flip_first: bool = False,
+    dims: int = -1,
+    swap: bool = False,
+    invert: bool = False,
+) -> torch.Tensor:
+    """A per-image reference with switches that reproduce the usual mistakes."""
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (pad, pad, pad, pad))
+    out = []
+    for i in range(images.shape[0]):
+        y, x = (int(dx[i]), int(dy[i])) if swap else (int(dy[i]), int(dx[i]))
+        flipped = bool(flip[i]) != invert
+        image = padded[i]
+        if flip_first and flipped:
+            image = image.flip(dims)
+        image = image[:, y : y + h, x : x + w]
+        if not flip_first and flipped:
+            image = image.flip(dims)
+        out.append(image)
+    return torch.stack(out)
+
+
+_WRONG_CROPS: list[tuple[dict[str, Any], str]] = [
+    ({"flip_first": True}, "crop first, then flip: flipping the padded image first moves the crop window"),
+    ({"dims": -2}, "a horizontal flip mirrors left and right: reverse the width (the last dimension)"),
+    ({"swap": True}, "dy moves the window down (rows, height), dx to the right (columns, width): you swapped them"),
+    ({"invert": True}, "flip the images whose flip flag is True, and only those"),
+]
+
+
+def crop_flip(fn: Callable[..., torch.Tensor], configs: Sequence[CropFlipConfig] | None = None) -> None:
+    """Check ``fn(images, dy, dx, flip, pad) -> images``: pad with zeros, crop H x W at (dy, dx), flip where asked.
+
+    The draws are those ``data.random_crop_flip`` makes from a fixed generator, and the result must equal
+    ``data.random_crop_flip`` on that generator. ``configs``: (batch, channels, height, width, pad); by default
+    (16, 1, 28, 28, 4), (8, 3, 32, 32, 4) and (6, 2, 9, 7, 2) (not square).
+    """
+    from ..data import random_crop_flip
+
+    checker = "crop_flip"
+    name = getattr(fn, "__name__", "your function")
+
+    def check_one(config: CropFlipConfig) -> None:
+        b, c, h, w, pad = config
+        where = f"{checker}, a batch of ({b}, {c}, {h}, {w}) uint8 images, pad={pad}"
+        seed = SEED + b + h
+        images = torch.randint(0, 256, (b, c, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+        expected = random_crop_flip(images, pad=pad, generator=torch.Generator().manual_seed(seed))
+        dy, dx, flip = _draws(b, pad, seed)
+        original = images.clone()
+        got = call_student(
+            checker,
+            where,
+            f"{name}(images, dy, dx, flip, pad={pad})",
+            fn,
+            images,
+            dy.clone(),
+            dx.clone(),
+            flip.clone(),
+            pad,
+            hints=lambda exc: ["pad first: with pad pixels of zeros on each side, every H x W window at (dy, dx) fits"],
+        )
+        if not torch.equal(images, original):
+            raise fail(
+                where, "your function changed the images it was given", "return new images; leave the batch as it is"
+            )
+        if not isinstance(got, torch.Tensor):
+            raise fail(where, f"returned {type(got).__name__}, expected a tensor", "return the augmented batch")
+        if tuple(got.shape) != tuple(expected.shape):
+            raise fail(
+                where,
+                f"returned shape {tuple(got.shape)}, expected {tuple(expected.shape)}",
+                "pad by pad pixels on each side, then crop a window of the original height and width",
+            )
+        if torch.equal(got.to(expected.dtype), expected):
+            if got.dtype != expected.dtype:
+                raise fail(where, f"returned dtype {got.dtype}, expected {expected.dtype}", "keep the images' dtype")
+            return
+        hints = [
+            hint
+            for switches, hint in _WRONG_CROPS
+            if torch.equal(got.to(expected.dtype), _crop_flip_loop(images, dy, dx, flip, pad, **switches))
+        ]
+        wrong = int((got.to(expected.dtype) != expected).flatten(1).any(dim=1).sum())
+        raise fail(
+            where,
+            f"{wrong} of {b} images differ from data.random_crop_flip with the same draws",
+            hints[:1]
+            or [
+                "pad with zeros on all four sides, take rows dy .. dy+H-1 and columns dx .. dx+W-1, "
+                "then mirror the width where flip is True"
+            ],
+        )
+
+    n = run_configs(list(configs or [(16, 1, 28, 28, 4), (8, 3, 32, 32, 4), (6, 2, 9, 7, 2)]), check_one)
+    passed(checker, f"{n_match(n, 'batches')} data.random_crop_flip on the same random draws (pixel for pixel)")
