@@ -2,6 +2,7 @@
 """Build a synthetic class of submissions from a student copy, for testing the grader and for docs/.
 
     python scripts/make_synthetic_class.py OUT_DIR            # one folder per student in OUT_DIR
+    python scripts/make_synthetic_class.py OUT_DIR --copies 30   # 30 submissions (for timing the grader)
     python -m resnet_lab.grade OUT_DIR --report grades.csv    # grade them
 
 Each "student" starts from notebooks/student/02_basic_block.ipynb (three exercises: conv_output_size,
@@ -152,8 +153,11 @@ _WRAPPER_SIZE = """def conv_output_size(n: int, kernel: int, stride: int = 1, pa
 """
 
 
-def build(out_dir: Path, notebooks: Path = ROOT / "notebooks", spy_file: Path | None = None) -> list[Path]:
-    """Write one submission per synthetic student to ``out_dir/<student>/02_basic_block.ipynb``."""
+def build(
+    out_dir: Path, notebooks: Path = ROOT / "notebooks", spy_file: Path | None = None, copies: int = 0
+) -> list[Path]:
+    """Write one submission per synthetic student to ``out_dir/<student>/02_basic_block.ipynb``; with
+    ``copies``, that many submissions instead, cycling through the students (``complete_01``, ...)."""
     lesson = nbformat.read(notebooks / LESSON, as_version=4)
     student_copy = nbformat.read(notebooks / "student" / LESSON, as_version=4)
     students: dict[str, nbformat.NotebookNode] = {}
@@ -238,6 +242,11 @@ def build(out_dir: Path, notebooks: Path = ROOT / "notebooks", spy_file: Path | 
     _cell(nb, "basic_block", lesson).source = _WRAPPER_BLOCK
     students["wrapper"] = nb
 
+    if copies:
+        kinds = list(students.items())
+        students = {
+            f"{kinds[k % len(kinds)][0]}_{k // len(kinds) + 1:02d}": kinds[k % len(kinds)][1] for k in range(copies)
+        }
     paths = []
     for student, nb in students.items():
         path = out_dir / student / LESSON
@@ -250,8 +259,9 @@ def build(out_dir: Path, notebooks: Path = ROOT / "notebooks", spy_file: Path | 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--copies", type=int, default=0, help="this many submissions, cycling through the students")
     args = parser.parse_args(argv)
-    for path in build(args.out_dir):
+    for path in build(args.out_dir, copies=args.copies):
         print(path)
     return 0
 

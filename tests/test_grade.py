@@ -212,7 +212,7 @@ def test_feedback_gradebook_and_compare(graded):
     for path in (root / "feedback").iterdir():
         assert "16, 32" not in path.read_text(encoding="utf-8")
     assert "changes since" in out
-    assert "  complete: basic_block failed 0.5 -> passed 1\n" in out  # conv_output_size did not change
+    assert "  complete: basic_block failed 0.5 -> passed 1; plain_switch new: passed 1\n" in out  # conv: unchanged
     assert (
         "  no_stride: conv_output_size new: passed 1; basic_block new: failed 0.5; plain_switch new: failed 0.75\n"
         in out

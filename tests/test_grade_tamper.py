@@ -170,7 +170,7 @@ ROWS = [
      "checks_passed": 4, "checks_total": 4, "hidden_passed": 0, "hidden_total": 2,
      "detail": "hidden checks: basic_block, MyBasicBlock(16, 32, stride=2): outputs differ | Hint: x"},
     {"student": "bo", "notebook": "bo/02.ipynb", "exercise": "basic_block", "status": "reference used", "score": 0.0,
-     "checks_passed": 0, "checks_total": 0, "hidden_passed": 0, "hidden_total": 0, "detail": "subclass"},
+     "checks_passed": 0, "checks_total": 0, "hidden_passed": 0, "hidden_total": 0, "detail": "a subclass of BasicBlock"},
 ]  # fmt: skip
 
 
@@ -181,7 +181,7 @@ def test_feedback_says_how_many_hidden_checks_failed_but_not_which(tmp_path):
     assert "| basic_block | failed | 0.667 |" in text
     assert "2 of the teacher's 2 further checks failed" in text
     assert "16" not in text and "Hint: x" not in text
-    assert "uses the course's finished version" in paths[1].read_text(encoding="utf-8")
+    assert "(reference used): a subclass of BasicBlock" in paths[1].read_text(encoding="utf-8")
 
 
 def test_gradebook_has_one_row_per_student_and_blank_for_no_notebook(tmp_path):

@@ -50,8 +50,11 @@ def write_gradebook(rows: list[dict[str, Any]], path: Path) -> Path:
 def _hint_line(row: dict[str, Any]) -> str:
     """A failure's first line and first hint, without anything from the hidden checks."""
     detail = str(row.get("detail") or "")
-    if row["status"] != "failed":
-        return _EXPLAIN.get(row["status"], "")
+    if row["status"] != "failed":  # the grader's own words (what raised, what was replaced): no hidden checks
+        explain = _EXPLAIN.get(row["status"], "")
+        if row["status"] == "tampered" and detail:
+            return f"{explain} ({detail})"
+        return explain if row["status"] == "not attempted" or not detail else detail
     if int(row["checks_passed"]) < int(row["checks_total"]) and not detail.startswith("hidden checks:"):
         return detail
     hidden_failed = int(row["hidden_total"]) - int(row["hidden_passed"])
