@@ -106,8 +106,8 @@ _WRONG_BOTTLENECK: list[tuple[Callable[[int, int, int], int], str]] = [
 def bottleneck_parameters(fn: Callable[..., int], configs: Sequence[tuple] | None = None) -> None:
     """Check ``fn(in_channels, planes, stride) -> int``: the learnable parameters of ``resnet_lab.Bottleneck``.
 
-    ``configs``: (in_channels, planes, stride) triples; by default 7 blocks of ResNet-50/101/152 and one
-    more, 4 of them with a projection shortcut. The expected value is ``count_parameters(Bottleneck(...))``
+    ``configs``: (in_channels, planes, stride) triples; by default 7 blocks (6 kinds from ResNet-50/101/152 and
+    one more), 4 of them with a projection shortcut. The expected value is ``count_parameters(Bottleneck(...))``
     (convs without bias, 2 parameters per BN channel, the projection's conv and BN where the shape changes).
     """
     checker = "bottleneck_parameters"
