@@ -97,7 +97,11 @@ def check(namespace: dict[str, Any], spec: dict[str, Any], before: tamper.Snapsh
     out: dict[str, Any] = {"checks_passed": 0, "checks_total": 0, "hidden_passed": 0, "hidden_total": 0, "detail": ""}
     changed = tamper.changes(before, tamper.snapshot())
     if changed:
-        return {**out, "status": TAMPERED, "detail": "code run for the answer changed the grader's tools: " + "; ".join(changed)}
+        return {
+            **out,
+            "status": TAMPERED,
+            "detail": "code run for the answer changed the grader's tools: " + "; ".join(changed),
+        }
     obj = namespace.get(spec["lookup"])
     if obj is None:
         return {**out, "status": MISSING, "detail": f"{spec['lookup']} is not defined after running the answer"}
@@ -120,7 +124,11 @@ def check(namespace: dict[str, Any], spec: dict[str, Any], before: tamper.Snapsh
                 out["detail"] = "hidden checks: " + summary(h_error)
     changed = tamper.changes(before, tamper.snapshot())
     if changed:
-        return {**out, "status": TAMPERED, "detail": "the answer changed the grader's tools while it was checked: " + "; ".join(changed)}
+        return {
+            **out,
+            "status": TAMPERED,
+            "detail": "the answer changed the grader's tools while it was checked: " + "; ".join(changed),
+        }
     if watch.used:
         detail = f"the answer's code calls resnet_lab's {', '.join(watch.used)}, the reference it is checked against"
         return {**out, "status": REFERENCE_USED, "detail": detail}
