@@ -6,8 +6,8 @@
     handles = init_schemes.scale_layer_learning_rates(model, scales, weight_decay=1e-4)
 
 LSUV ("layer-sequential unit variance"): orthonormal weights, then, layer after layer in forward order,
-the weight is divided by the standard deviation of that layer's output on one batch until the
-variance is 1 (within ``tol``). In a net with BatchNorm after every conv the rescaling does not change
+the weight (and bias) is divided by the standard deviation of that layer's output on one batch, which
+makes that variance exactly 1 (the paper iterates to within a tolerance; one step is exact here). In a net with BatchNorm after every conv the rescaling does not change
 the forward pass (BN divides it out); it changes the weights' scale, and so the size of their gradients
 and of each SGD step relative to them.
 
@@ -79,36 +79,53 @@ def layer_output_variances(model: nn.Module, images: torch.Tensor) -> dict[str, 
     return variances
 
 
-@torch.no_grad()
-def lsuv_(
-    model: nn.Module, images: torch.Tensor, *, tol: float = 0.01, max_iters: int = 10, orthogonal: bool = True
-) -> dict[str, float]:
-    """LSUV (Mishkin & Matas 2016) in place: orthogonal init, then each conv / linear weight, in forward order,
-    divided by the std of its output on ``images`` (B, C, H, W) until that variance is within ``tol`` of 1.
+class _Stop(Exception):
+    """Raised by a forward hook to end a forward pass once the layer of interest has run."""
 
-    BN layers are used in train mode (batch statistics); their running statistics are reset afterwards.
-    Returns {layer name: output variance after LSUV}. Raises ValueError if a layer's output is constant.
+
+def _output_variance(model: nn.Module, layer: nn.Module, images: torch.Tensor) -> float:
+    """The variance of ``layer``'s output on ``images``, the forward pass stopped right after ``layer``."""
+    captured: list[float] = []  # taken in the hook: an in-place ReLU may follow
+
+    def hook(_m: nn.Module, _i: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        captured.append(out.float().var().item())
+        raise _Stop
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        model(images)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise ValueError("the layer did not run in the model's forward pass")
+    return captured[0]
+
+
+@torch.no_grad()
+def lsuv_(model: nn.Module, images: torch.Tensor, *, tol: float = 0.01, orthogonal: bool = True) -> dict[str, float]:
+    """LSUV (Mishkin & Matas 2016) in place: orthogonal init, then each conv / linear layer, in forward order,
+    divided (weight and bias) by the std of its output on ``images`` (B, C, H, W) unless that variance is
+    already within ``tol`` of 1.
+
+    Dividing weight and bias by s divides the layer's output exactly by s, so one rescaling per layer reaches
+    variance 1 (the paper iterates; here the returned variances, measured afresh, show it). Each measurement
+    stops the forward pass right after the layer. BN layers are used in train mode (batch statistics);
+    their running statistics are reset afterwards. Returns {layer name: output variance after LSUV}.
+    Raises ValueError if a layer's output is constant on ``images``.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be (B, C, H, W); got shape {tuple(images.shape)}")
     if orthogonal:
         orthogonal_(model)
-    layers = weighted_layers(model)
     was_training = model.training
     model.train()
-    for name, layer in layers.items():
-        for _ in range(max_iters):
-            captured: list[float] = []  # the variance is taken in the hook: an in-place ReLU may follow
-            handle = layer.register_forward_hook(lambda _m, _i, out, c=captured: c.append(out.float().var().item()))
-            try:
-                model(images)
-            finally:
-                handle.remove()
-            var = captured[0]
-            if var <= 0:
-                raise ValueError(f"LSUV: the output of {name} is constant on these images; cannot rescale it")
-            if abs(var - 1.0) < tol:
-                break
+    for name, layer in weighted_layers(model).items():
+        var = _output_variance(model, layer, images)
+        if var <= 0:
+            raise ValueError(f"LSUV: the output of {name} is constant on these images; cannot rescale it")
+        if abs(var - 1.0) >= tol:
             layer.weight.div_(var**0.5)
             if layer.bias is not None:
                 layer.bias.div_(var**0.5)
