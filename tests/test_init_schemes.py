@@ -145,3 +145,16 @@ def test_fixup_blocks_are_the_identity_path_at_init_and_not_after_a_step():
     assert not torch.allclose(model.features(x), fixup.shortcut_path(model, x))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         model(x[0])
+
+
+def test_per_layer_learning_rates_survive_the_memory_format_change_of_train():
+    torch.manual_seed(0)
+    model = cifar_resnet(8, in_channels=1, residual=False)
+    plain = copy.deepcopy(model)
+    init_schemes.scale_layer_learning_rates(model, {"conv1.weight": 0.5}, weight_decay=0.0)
+    x = _images(4).to(memory_format=torch.channels_last)
+    for net in (model, plain):
+        net.to(memory_format=torch.channels_last)  # what training.train does on the CPU in fp32
+        nn.functional.cross_entropy(net(x), torch.arange(4)).backward()
+    assert torch.allclose(model.conv1.weight.grad, 0.5 * plain.conv1.weight.grad)
+    assert torch.allclose(model.fc.weight.grad, plain.fc.weight.grad)
