@@ -7,7 +7,8 @@ the classes those modules define, the contents of public dictionaries in ``resne
 ``checks.CHECKERS``), torch's global hook tables, and which module object ``sys.modules`` holds for each
 of them. :func:`changes` compares two snapshots: any attribute replaced or removed between them means
 the code that ran in between changed the grader's tools (a checker swapped, ``torch.allclose`` patched,
-a checker module reloaded from a copy). New attributes are ignored: importing a submodule adds some.
+``engine.ATOL`` raised, a checker module reloaded from a copy). New module attributes are ignored
+(importing a submodule adds some), and so are private plain-data globals of ``resnet_lab`` (caches).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 # cannot blind the snapshot that is meant to notice it)
 
 Snapshot = dict[str, tuple[Any, ...]]
+_PLAIN_DATA = (type(None), bool, int, float, str, bytes, tuple, list, dict, set, frozenset)
 
 _FIXED = (
     "builtins",
@@ -87,6 +89,8 @@ def snapshot() -> Snapshot:
         snap[f"sys.modules[{name!r}]"] = (id(module),)
         ours = name == "resnet_lab" or name.startswith("resnet_lab.")
         for attr, value in list(vars(module).items()):
+            if ours and attr.startswith("_") and isinstance(value, _PLAIN_DATA):
+                continue  # a private cache or constant of ours: reassigning it is not a way to change a verdict
             deep = (ours and not attr.startswith("_")) or "hook" in attr
             snap[f"{name}.{attr}"] = _fingerprint(value, deep)
             if isinstance(value, type) and getattr(value, "__module__", None) == name:
