@@ -116,3 +116,25 @@ def test_unfinished_exercise():
 
     with pytest.raises(AssertionError, match="not done yet"):
         checks.grad_cam(stub)
+
+
+def test_the_lessons_exercise_names_the_idea_without_code_and_its_solution_passes(capsys):
+    import ast
+
+    from resnet_lab.checks import exercises
+
+    exercise = exercises.find("grad_cam")
+    assert exercise.lesson == "12_looking_inside.ipynb" and exercise.target == "my_grad_cam"
+    tier1, *further = exercise.hints
+    assert len(further) >= 2
+    try:
+        tree = ast.parse(tier1)
+    except SyntaxError:
+        tree = None  # prose is not Python: good
+    if tree is not None:
+        assert not any(isinstance(n, (ast.Call, ast.Assign, ast.Attribute)) for n in ast.walk(tree)), tier1
+    assert "(" not in tier1 and "=" not in tier1 and "." not in tier1.rstrip(".")
+    namespace: dict = {}
+    exec("import torch\nimport torch.nn.functional as F\n" + exercise.source, namespace)  # noqa: S102
+    checks.grad_cam(namespace["my_grad_cam"])
+    assert capsys.readouterr().out.startswith("✓ grad_cam")
