@@ -201,7 +201,8 @@ def grade_class(
     """Grade every submission under ``root``; write the CSV (row by row) and the chart; return the rows.
 
     ``jobs`` notebooks are graded at the same time (each in its own kernel and answer process); rows are
-    written in the submissions' order all the same.
+    written in the submissions' order all the same. Answer processes start through :mod:`multiprocessing`,
+    so a script that calls this needs the usual ``if __name__ == "__main__":`` guard.
     """
     limits = limits or Limits()
     exercises = list(all_exercises(lessons_dir))

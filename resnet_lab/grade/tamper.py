@@ -70,6 +70,7 @@ def _filled(cell: Any) -> bool:
 
 
 _ATTRIBUTES = ".<attributes>"
+_CACHES = {"__slotnames__"}  # what Python itself adds to a class (copy and pickle cache its slot names there)
 
 
 def _class_items(prefix: str, cls: type, snap: Snapshot) -> None:
@@ -109,7 +110,8 @@ def changes(before: Snapshot, after: Snapshot, limit: int = 3) -> list[str]:
         now = after.get(key)
         if key.endswith(_ATTRIBUTES) and now is not None:
             prefix = key[: -len(_ATTRIBUTES)]
-            found += [f"{prefix}.{attr} was replaced" for attr in sorted(set(now) - set(fp))]
+            added = sorted(set(now) - set(fp) - _CACHES)
+            found += [f"{prefix}.{attr} was replaced" for attr in added]
         elif now != fp:
             found.append(f"{key} was {'removed' if now is None else 'replaced'}")
     if len(found) > limit:
