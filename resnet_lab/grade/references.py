@@ -29,6 +29,7 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "bottleneck": ("resnet_lab.blocks:Bottleneck",),
     "plain_switch": ("resnet_lab.blocks:BasicBlock",),
     "stage": ("resnet_lab.stages:make_stage", "resnet_lab.stages:make_stages"),
+    "zero_pad_shortcut": ("resnet_lab.blocks:ZeroPadShortcut",),
     "cifar_net": ("resnet_lab.models:cifar_resnet",),
     "imagenet_resnet": ("resnet_lab.models:resnet", "resnet_lab.models:ResNet"),
     "preact_block": ("resnet_lab.blocks:BasicBlock",),
