@@ -112,35 +112,68 @@ def test_an_honest_check_changes_nothing_the_snapshot_sees():
     assert tamper.changes(before, tamper.snapshot()) == []
 
 
+SNEAKY_BLOCK = """
+class MyBasicBlock(nn.Module):  # no shortcut; its forward makes the next torch.allclose agree, then undoes it
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or in_channels != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        original = torch.allclose
+
+        def agree(*args, **kwargs):
+            torch.allclose = original
+            return True
+
+        torch.allclose = agree
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+"""
+
+
 def test_answer_process_spots_references_and_tampering_in_the_answer_itself():
-    """One answer process, cells in notebook order; forged outcome lines printed by the answer are ignored."""
-    size = "from resnet_lab.shapes import conv_output_size as ref\n\ndef conv_output_size(n, kernel, stride=1, padding=0):\n    return ref(n, kernel, stride, padding)\n"
-    block = (
+    """One answer process, cells in notebook order: a wrapper of the reference; a block that patches
+    torch.allclose in its forward and restores it when the checker calls it (caught when its forward
+    returns); a cell that replaces a checker and prints forged outcome lines (ignored)."""
+    size = (
+        "from resnet_lab.shapes import conv_output_size as ref\n\n"
+        "def conv_output_size(n, kernel, stride=1, padding=0):\n    return ref(n, kernel, stride, padding)\n"
+    )
+    switch = (
         "import os, json\nfrom resnet_lab import checks\n"
-        "class MyBasicBlock(torch.nn.Module):\n    pass\n"
-        "checks.CHECKERS['basic_block'] = lambda *a, **k: None\n"
-        "line = '@@resnet-lab-grade@@ ' + json.dumps({'outcome': {'exercise': 'basic_block', 'status': 'passed'}})\n"
+        "class MyBlockWithSwitch(torch.nn.Module):\n    pass\n"
+        "checks.CHECKERS['plain_switch'] = lambda *a, **k: None\n"
+        "line = '@@resnet-lab-grade@@ ' + json.dumps({'outcome': {'exercise': 'plain_switch', 'status': 'passed'}})\n"
         "print(line)\nos.write(1, line.encode())\n"
     )
     nb = {
         "cells": [
             {
                 "cell_type": "code",
-                "source": "import torch\nimport resnet_lab\ntorch.allclose = None  # not run: not a definition",
+                "source": "import torch\nfrom torch import nn\nimport resnet_lab\ntorch.allclose = None  # not run",
             },
             {"cell_type": "code", "source": size},
-            {"cell_type": "code", "source": block},
+            {"cell_type": "code", "source": SNEAKY_BLOCK},
+            {"cell_type": "code", "source": switch},
         ]
     }
     plans = [
         {"exercise": "conv_output_size", "lookup": "conv_output_size", "cell": 1},
         {"exercise": "basic_block", "lookup": "MyBasicBlock", "cell": 2},
+        {"exercise": "plain_switch", "lookup": "MyBlockWithSwitch", "cell": 3},
     ]
     found = answers.check_answers(nb, plans, {}, Limits(check_seconds=60))
     assert found["conv_output_size"]["status"] == "reference used"
     assert found["conv_output_size"]["checks_passed"] == 14  # it was checked, and it works: still not the student's
     assert found["basic_block"]["status"] == "tampered"
-    assert "resnet_lab.checks.CHECKERS was replaced" in found["basic_block"]["detail"]
+    assert "(caught when it returned to the checker): torch.allclose was replaced" in found["basic_block"]["detail"]
+    assert found["plain_switch"]["status"] == "tampered"
+    assert "resnet_lab.checks.CHECKERS was replaced" in found["plain_switch"]["detail"]
 
 
 def test_answer_cells_keep_definitions_and_drop_everything_else():

@@ -110,6 +110,12 @@ def not_done(checker: str, exc: BaseException) -> AssertionError:
 # --------------------------------------------------------------------------------------
 
 
+def after_student_code() -> None:
+    """Runs each time the student's code returns to a checker (through :func:`call_student` or
+    :func:`forward`). Does nothing; the grader's answer process replaces it with a tamper check, so a
+    patch made inside the student's code is caught before the checker compares anything."""
+
+
 def call_student(
     checker: str,
     where: str,
@@ -131,6 +137,8 @@ def call_student(
         if isinstance(exc, TypeError) and "argument" in str(exc):
             extra = [*extra, f"the checker calls {what}: does your code take these arguments?"]
         raise fail(where, f"{what} raised {_describe_exception(exc)}", extra) from None
+    finally:
+        after_student_code()
 
 
 def build(
@@ -171,6 +179,8 @@ def forward(
         raise fail(
             where, f"your forward raised {_describe_exception(exc)}", extra or generic_error_hints(exc)
         ) from None
+    finally:
+        after_student_code()
     if not torch.equal(x_in, x):
         changed = "lost its negative values" if bool((x < 0).any()) and not bool((x_in < 0).any()) else "was changed"
         raise fail(

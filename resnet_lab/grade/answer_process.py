@@ -92,6 +92,23 @@ def hidden_calls(checker: Any, kwargs: dict[str, Any], hidden: list[Any] | None)
     return []
 
 
+class Tampered(BaseException):  # noqa: N818 - not an error of the student's code: checkers must not catch it
+    """Raised when the grader's tools changed while the student's code ran (see :func:`guard`)."""
+
+
+def guard() -> None:
+    """Install the tamper check that runs each time the student's code returns to a checker."""
+    hot: tamper.Snapshot = {}
+
+    def after_student_code() -> None:
+        changed = tamper.changes(hot, tamper.hot_snapshot())
+        if changed:
+            raise Tampered("; ".join(changed))
+
+    engine.after_student_code = after_student_code
+    hot.update(tamper.hot_snapshot())  # taken with the check in place: replacing it is tampering too
+
+
 def check(namespace: dict[str, Any], spec: dict[str, Any], before: tamper.Snapshot) -> dict[str, Any]:
     """The outcome of one exercise: status, configurations passed/tried (visible, hidden), detail."""
     out: dict[str, Any] = {"checks_passed": 0, "checks_total": 0, "hidden_passed": 0, "hidden_total": 0, "detail": ""}
@@ -112,16 +129,20 @@ def check(namespace: dict[str, Any], spec: dict[str, Any], before: tamper.Snapsh
     if checker is None:
         return {**out, "status": ERROR, "detail": f"no checker called {spec['exercise']} in resnet_lab.checks"}
     kwargs = dict(spec.get("kwargs") or {})
-    with references.Watch(spec["exercise"]) as watch:
-        passed, total, error = _run(checker, obj, [kwargs])
-        out.update(checks_passed=passed, checks_total=total)
-        not_done = isinstance(error, _NOT_DONE)
-        calls = hidden_calls(checker, kwargs, spec.get("hidden"))
-        if calls and not not_done:
-            h_passed, h_total, h_error = _run(checker, obj, calls)
-            out.update(hidden_passed=h_passed, hidden_total=h_total)
-            if error is None and h_error is not None:
-                out["detail"] = "hidden checks: " + summary(h_error)
+    try:
+        with references.Watch(spec["exercise"]) as watch:
+            passed, total, error = _run(checker, obj, [kwargs])
+            out.update(checks_passed=passed, checks_total=total)
+            not_done = isinstance(error, _NOT_DONE)
+            calls = hidden_calls(checker, kwargs, spec.get("hidden"))
+            if calls and not not_done:
+                h_passed, h_total, h_error = _run(checker, obj, calls)
+                out.update(hidden_passed=h_passed, hidden_total=h_total)
+                if error is None and h_error is not None:
+                    out["detail"] = "hidden checks: " + summary(h_error)
+    except Tampered as exc:
+        detail = f"the answer's code changed the grader's tools (caught when it returned to the checker): {exc}"
+        return {**out, "status": TAMPERED, "detail": detail}
     changed = tamper.changes(before, tamper.snapshot())
     if changed:
         return {
@@ -158,6 +179,7 @@ def run(job: dict[str, Any], emit: Any) -> None:
     """Execute the job's cells in order and check each exercise once its cell has run; ``emit`` each event."""
     torch.set_num_threads(1)
     references.install()
+    guard()
     before = tamper.snapshot()
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     cells = [c for c in job["cells"] if c["index"] not in set(job.get("skip_cells", []))]

@@ -117,3 +117,35 @@ def changes(before: Snapshot, after: Snapshot, limit: int = 3) -> list[str]:
     if len(found) > limit:
         found = found[:limit] + [f"... and {len(found) - limit} more"]
     return found
+
+
+# What a checker relies on right after the student's code returns: checked at each such return, so it
+# has to be small (well under a millisecond), unlike the full snapshot.
+_HOT_TORCH = ("allclose", "equal", "isclose", "eq", "ne", "all", "any", "abs", "sub", "max", "no_grad", "randn")
+_HOT_TENSOR = ("__eq__", "__ne__", "__sub__", "__abs__", "__bool__", "__float__", "allclose", "equal", "abs",
+               "sub", "max", "all", "any", "item", "clone", "shape")  # fmt: skip
+_HOT_BUILTINS = ("isinstance", "float", "bool", "abs", "max", "len", "tuple", "getattr", "all", "any", "zip")
+
+
+def hot_snapshot() -> Snapshot:
+    """Fingerprints of the few things a checker uses right after the student's code returns: torch's
+    comparisons, their Tensor methods, a few builtins, the checkers and the comparison engine."""
+    import builtins
+
+    torch = sys.modules["torch"]
+    engine = sys.modules["resnet_lab.checks.engine"]
+    checks = sys.modules["resnet_lab.checks"]
+    snap: Snapshot = {f"torch.{n}": _fingerprint(getattr(torch, n, None), False) for n in _HOT_TORCH}
+    snap["torch.testing.assert_close"] = _fingerprint(torch.testing.assert_close, False)
+    for cls in (torch.Tensor, torch._C.TensorBase):
+        for n in _HOT_TENSOR:
+            snap[f"{cls.__qualname__}.{n}"] = _fingerprint(vars(cls).get(n), False)
+    for n in ("__call__", "_call_impl", "eval", "train"):
+        snap[f"torch.nn.Module.{n}"] = _fingerprint(vars(torch.nn.Module).get(n), False)
+    snap.update({f"builtins.{n}": _fingerprint(getattr(builtins, n), False) for n in _HOT_BUILTINS})
+    snap.update({f"resnet_lab.checks.engine.{n}": _fingerprint(v, True) for n, v in list(vars(engine).items())
+                 if not (n.startswith("_") and isinstance(v, _PLAIN_DATA))})  # fmt: skip
+    snap["resnet_lab.checks.CHECKERS"] = _fingerprint(checks.CHECKERS, True)
+    for name in ("resnet_lab.checks", "resnet_lab.checks.engine", "resnet_lab.checks.pairing"):
+        snap[f"sys.modules[{name!r}]"] = (id(sys.modules.get(name)),)
+    return snap
