@@ -13,9 +13,10 @@ An exercise is reported ``tampered`` when the grader's tools changed since the f
 Student output goes nowhere; outcomes go to the grader on a private channel, each line signed with a
 one-off token the grader chose, so a line printed by the student's code is not taken for an outcome.
 
-Limits of this design (said plainly in docs/teachers.md): the checker runs in this process, next to the
-student's code, so code in an answer that deliberately subverts the check while it runs and restores
-everything before the snapshot is taken can still forge a pass; every persistent change is caught.
+Each time the student's code returns to a checker, a small tamper check of what the comparison uses
+next runs as well (:func:`guard`). Limits of this design (said plainly in docs/teachers.md): the checker
+runs in this process, next to the student's code, so an answer written against the grader's internals
+(changing what neither check looks at, or the checks themselves) can still forge a pass.
 """
 
 from __future__ import annotations
