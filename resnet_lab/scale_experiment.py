@@ -299,7 +299,14 @@ def plot_scale_experiment(
     for label, (runs, style) in curves.items():
         values = np.array(runs, dtype=float)  # (seeds, epochs)
         epochs = np.arange(1, values.shape[1] + 1)
-        ax.plot(epochs, values.mean(axis=0), marker="o", markersize=3, label=f"{label}, {len(runs)} seeds", **style)
+        ax.plot(
+            epochs,
+            values.mean(axis=0),
+            marker="o",
+            markersize=3,
+            label=f"{label}, {len(runs)} seed{'' if len(runs) == 1 else 's'}",
+            **style,
+        )
         ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=style["color"], alpha=0.15, linewidth=0)
     ax.set_xlabel("epoch")
     ax.set_ylabel("training error (%)")

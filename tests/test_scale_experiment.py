@@ -103,7 +103,7 @@ def test_figure_draws_mean_and_band_per_arm_and_baseline(synthetic):
     ax = fig.axes[0]
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["plain-20 (baseline), 2 seeds", "plain-56 (baseline), 2 seeds", "ResNet-56 (baseline), 2 seeds",
-                      "plain-56 layer-lr, 2 seeds", "plain-56 LSUV, 2 seeds", "Fixup ResNet-56, 1 seeds"]  # fmt: skip
+                      "plain-56 layer-lr, 2 seeds", "plain-56 LSUV, 2 seeds", "Fixup ResNet-56, 1 seed"]  # fmt: skip
     layer_lr = ax.get_lines()[3]
     assert list(layer_lr.get_ydata()) == [40.0, 25.0]  # the mean of seeds 0 and 1
     assert len(ax.collections) == 6 and ax.get_xlabel() == "epoch" and "training error" in ax.get_ylabel()
