@@ -41,6 +41,12 @@ GENERAL: list[tuple[str, str, str]] = [
     ("notebooks/08_train_a_resnet.ipynb", 'with `precision="auto"` (the default)', "how training.train chooses"),
     ("notebooks/08_train_a_resnet.ipynb", "bf16 autocast keeps 8 bits", "what the precisions are"),
     ("notebooks/08_train_a_resnet.ipynb", "eager fp32 engine at batch 128", "a benchmark, dated in the README"),
+    (
+        "notebooks/08_train_a_resnet.ipynb",
+        "## 9 · Twelve minutes on a CPU without",
+        "a heading; its section names the records",
+    ),
+    ("notebooks/08_train_a_resnet.ipynb", "8. asks what **12 minutes**", "the contents; section 9 names the records"),
     ("notebooks/07_degradation.ipynb", "PyTorch's two compute threads", "advice for a busy machine"),
     ("README.md", "on GPUs with native bfloat16", "how the engine behaves on GPUs"),
     ("notebooks/11_why_residuals_work.ipynb", "into a new fp32 model", "how weights.load_degradation_net loads"),
