@@ -139,4 +139,3 @@ def shortcut_path(model: FixupCifarResNet, x: torch.Tensor) -> torch.Tensor:
     for block in model.blocks():
         h = torch.relu(block.shortcut(h))
     return torch.flatten(model.avgpool(h), 1)
-
