@@ -18,12 +18,14 @@ def _with_tensor_hook(model, layer, images, targets):
         output.register_hook(lambda grad: store.__setitem__("grads", grad))
 
     handle = layer.register_forward_hook(keep)
+    was_training = model.training
     try:
         model.eval()
         logits = model(images)
         logits[torch.arange(len(targets)), targets].sum().backward()
     finally:
         handle.remove()
+        model.train(was_training)
     weights = store["grads"].mean(dim=(2, 3), keepdim=True)
     return F.relu((weights * store["acts"]).sum(dim=1)).detach()
 
@@ -41,6 +43,7 @@ def _with_backward_hook(model, layer, images, targets):
     score.backward()
     for h in handles:
         h.remove()
+    model.train()  # it was handed over in training mode
     alpha = grads[0].mean(dim=(2, 3))
     return torch.einsum("bk,bkhw->bhw", alpha, acts[0]).clamp(min=0)
 
@@ -51,9 +54,10 @@ def test_accepts_two_correct_styles(fn, capsys):
     assert capsys.readouterr().out.startswith("✓ grad_cam")
 
 
-def _core(model, layer, images, targets, *, relu=True, dims=(2, 3), spatial=True, softmax=False):
+def _core(model, layer, images, targets, *, relu=True, dims=(2, 3), spatial=True, softmax=False, restore=True):
     store = {}
     handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("acts", o))
+    was_training = model.training
     try:
         model.eval()
         logits = model(images)
@@ -61,6 +65,8 @@ def _core(model, layer, images, targets, *, relu=True, dims=(2, 3), spatial=True
         (grads,) = torch.autograd.grad(scores.gather(1, targets[:, None]).sum(), store["acts"])
     finally:
         handle.remove()
+        if restore:
+            model.train(was_training)
     weights = grads.mean(dim=dims, keepdim=True) if spatial else grads
     cam = (weights * store["acts"]).sum(dim=1).detach()
     return F.relu(cam) if relu else cam
@@ -108,6 +114,20 @@ def test_leaked_hooks_and_wrong_shapes_and_train_mode():
 
     with pytest.raises(AssertionError, match="in eval mode"):
         checks.grad_cam(in_train_mode)
+
+
+def test_the_models_mode_must_be_restored():
+    def stays_in_eval(model, layer, images, targets):
+        return _core(model, layer, images, targets, restore=False)  # right maps, model left in eval mode
+
+    with pytest.raises(AssertionError, match="left the model in eval mode") as failure:
+        checks.grad_cam(stays_in_eval)
+    assert "model.train(was_training)" in str(failure.value)
+
+
+def test_the_success_line_counts_net_layer_pairs(capsys):
+    checks.grad_cam(_core)
+    assert "3 net/layer pairs match Grad-CAM" in capsys.readouterr().out
 
 
 def test_unfinished_exercise():

@@ -143,6 +143,16 @@ def test_grad_cam_removes_its_hooks_even_when_it_fails(net):
     assert _hooks(unused) == 0
 
 
+def test_grad_cam_leaves_the_model_in_the_mode_it_found(net):
+    x = torch.randn(2, 1, 16, 16)
+    net.eval()
+    inside.grad_cam(net, net.layer3, x)
+    assert not net.training
+    net.train()
+    inside.grad_cam(net, net.layer3, x)
+    assert net.training and all(m.training for m in net.modules())
+
+
 def test_grad_cam_matches_captum(net):
     captum_attr = pytest.importorskip("captum.attr")
     x = torch.randn(5, 1, 16, 16, generator=torch.Generator().manual_seed(2))

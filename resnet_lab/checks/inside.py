@@ -4,7 +4,8 @@
 
 The checker runs the student's function on small random nets (a CIFAR ResNet-8 with one input channel at
 two layers, and a plain conv net), compares the maps with :func:`resnet_lab.inside.grad_cam`, checks that
-no hook is left on any module afterwards, and names the mistake
+no hook is left on any module afterwards and that the model is back in the mode it was handed over in
+(training), and names the mistake
 when the maps equal those of a typical wrong version (no ReLU, the gradient averaged over the wrong
 dimension, no spatial average, the softmax probability instead of the class score).
 """
@@ -127,7 +128,7 @@ def grad_cam(fn: Callable[..., Any], configs: Sequence[GradCamConfig] | None = N
     ``configs``: (net, layer name) pairs, net "resnet8" (a CIFAR ResNet-8, 1 input channel, 16x16 images) or
     "plain" (a two-conv net, 12x12 images); by default ("resnet8", "layer3"), ("resnet8", "layer2") and
     ("plain", "conv2"). The net is handed over in training mode; the maps must be computed in eval mode (BN with
-    its running statistics), and no hook may be left on any module.
+    its running statistics), no hook may be left on any module, and the model must be back in training mode.
     """
     checker = "grad_cam"
     name = getattr(fn, "__name__", "your function")
@@ -146,6 +147,13 @@ def grad_cam(fn: Callable[..., Any], configs: Sequence[GradCamConfig] | None = N
                     f"hooks are still registered after {call}: {', '.join(left)}",
                     "keep the handle each register_*_hook returns and call handle.remove() when done "
                     "(in a finally: block, so an error does not leave them behind)",
+                )
+            if not model.training:
+                raise fail(
+                    where,
+                    f"{call} left the model in eval mode; it was handed over in training mode",
+                    "note model.training before calling model.eval() and restore it with model.train(was_training) "
+                    "in the finally: block, so the caller gets the model back as it was",
                 )
             model.train()  # the reference and the mistakes start from the same mode as the student's call
             expected = _maps(model, layer, images, targets, "reference")
@@ -174,4 +182,4 @@ def grad_cam(fn: Callable[..., Any], configs: Sequence[GradCamConfig] | None = N
         )
 
     n = run_configs(list(configs or [("resnet8", "layer3"), ("resnet8", "layer2"), ("plain", "conv2")]), check_one)
-    passed(checker, f"{n_match(n, 'nets and layers')} Grad-CAM (maps in eval mode, no hooks left)")
+    passed(checker, f"{n_match(n, 'net/layer pairs')} Grad-CAM (maps in eval mode, no hooks left, mode restored)")
