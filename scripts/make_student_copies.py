@@ -15,7 +15,9 @@ In the copy, each BEGIN..END block becomes ``raise NotImplementedError("<hint>")
 indentation (the HINT comment stays), exercise and check cells get the tag ``raises-exception``
 (nbval then accepts the error an unfinished exercise raises), and so does any other cell that uses
 a name an exercise cell defines (say, a table comparing the student's block with the package's),
-since it can only run once the exercise is done. Every output is cleared and every
+since it can only run once the exercise is done. Relative links in markdown cells that leave the folder
+(``../docs/glossary.md``, ``../data/...``: any target starting with ``../``) get one more ``../``, because
+the copy sits one folder deeper. Every output is cleared and every
 execution count is None. nbval does not compare the outputs of cells whose execution count is None,
 so it runs a copy top to bottom and only fails on an error outside exercise and check cells.
 Only notebooks that contain exercises get a copy: notebooks/student/<same name>.ipynb.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -40,6 +43,12 @@ STUDENT_DIR = NOTEBOOKS / "student"
 RAISES_TAG = "raises-exception"
 DEFAULT_MESSAGE = "exercise not done yet: replace this line with your code"
 NOTE_ID = "student-copy-note"
+# A relative link target that leaves the notebooks folder: markdown ``[text](../x)``, ``[text]: ../x``
+# (a reference definition) and HTML ``src="../x"`` / ``href='../x'``.
+_UP_LINK = re.compile(
+    r"""(?P<lead>\]\(\s*<?|^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?|\b(?:src|href)\s*=\s*["'])(?=\.\./)""",
+    re.MULTILINE,
+)
 
 
 class MarkerError(ValueError):
@@ -89,6 +98,11 @@ def stub_source(source: str, where: str = "cell") -> tuple[str, int]:
     if begin_line is not None:
         raise MarkerError(f"{where}, line {begin_line}: '{BEGIN}' has no matching '{END}'")
     return "\n".join(out), blocks
+
+
+def deeper_links(markdown: str) -> str:
+    """``markdown`` with every relative link starting with ``../`` given one more ``../`` (for notebooks/student/)."""
+    return _UP_LINK.sub(lambda m: m.group("lead") + "../", markdown)
 
 
 def _parse(source: str) -> ast.Module | None:
@@ -191,6 +205,8 @@ def make_student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbfo
                     f"{where}: solution markers in a {cell.cell_type} cell; only code cells tagged "
                     f"'{EXERCISE_TAG}' may contain them"
                 )
+            if cell.cell_type == "markdown":
+                cell.source = deeper_links(cell.source)
             continue
         if EXERCISE_TAG in tags:
             exercise_names |= defined_names(cell.source)

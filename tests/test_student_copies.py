@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 from pathlib import Path
 
 import nbformat
@@ -215,3 +216,45 @@ def test_the_note_says_exactly_which_cells_use_the_students_code():
             c for cell in copy.cells if "check" in cell.metadata.get("tags", []) for c in msc.checker_calls(cell.source)
         }
         assert all(f'`"{c}"`' in note for c in checkers) and "checks.hint(name)" in note, name
+
+
+# -- relative links: the copies sit one folder deeper ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("the [list](../docs/mistakes.md).", "the [list](../../docs/mistakes.md)."),
+        ("[a](../data/x.csv) and [b](../docs/glossary.md)", "[a](../../data/x.csv) and [b](../../docs/glossary.md)"),
+        ("[ref]: ../docs/teachers.md", "[ref]: ../../docs/teachers.md"),
+        ('<img src="../data/figure.png">', '<img src="../../data/figure.png">'),
+        ("[web](https://example.org/../x) [same folder](01_residual_unit.ipynb)", None),
+        ("a path in prose, ../docs/mistakes.md, is not a link", None),
+    ],
+)
+def test_relative_links_get_one_more_level(markdown: str, expected: str | None):
+    assert msc.deeper_links(markdown) == (markdown if expected is None else expected)
+
+
+def test_markdown_links_are_rewritten_in_the_copy_and_not_in_code():
+    nb = lesson()
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("See [`docs/mistakes.md`](../docs/mistakes.md)."))
+    nb.cells.insert(2, nbformat.v4.new_code_cell('print("../docs/mistakes.md")'))
+    copy = msc.make_student_copy(nb, "01_links.ipynb")
+    assert copy.cells[2].source == "See [`docs/mistakes.md`](../../docs/mistakes.md)."
+    assert copy.cells[3].source == 'print("../docs/mistakes.md")'
+
+
+LINK = re.compile(r"\]\(\s*<?([^)>\s#]+)")
+
+
+@pytest.mark.parametrize("name", sorted(COPIES))
+def test_relative_links_in_the_committed_copies_resolve(name: str):
+    copy = nbformat.reads(COPIES[name], as_version=4)
+    for cell in copy.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for target in LINK.findall(cell.source):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            assert (STUDENT_DIR / target).resolve().exists(), f"{name}: broken link {target}"

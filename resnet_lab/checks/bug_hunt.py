@@ -8,7 +8,8 @@ is fixed and which remains:
 * ``fix_bottleneck``: mistake 1 (ReLU before the add) and mistake 2 (1x1 convolutions with padding=1);
 * ``fix_basic_block``: mistake 3 (the projection applied to the block's output) and mistake 5 (the
   projection without the block's stride);
-* ``fix_resnet50``: mistake 6 (a fixed ``AvgPool2d(7)`` head) and mistake 7 (ResNet-50 with 2 blocks per stage).
+* ``fix_resnet50``: mistake 6 (a fixed ``AvgPool2d(7)`` head, or any other fixed-window pool in the head) and
+  mistake 7 (ResNet-50 with 2 blocks per stage).
 """
 
 from __future__ import annotations
@@ -53,18 +54,24 @@ FIXES = {
     2: "a 1x1 convolution needs padding=0: with padding 1 it grows the map by 2 pixels",
     3: "the shortcut reads the block's input x: projection(x), not projection(out)",
     5: "the projection's 1x1 conv needs the block's stride, so the shortcut shrinks the map as the branch does",
-    6: "pool globally, nn.AdaptiveAvgPool2d(1): a fixed 7x7 window fits only 224x224 images",
+    6: "pool globally, nn.AdaptiveAvgPool2d(1): a fixed window fits one map size only (a 7x7 window only the map "
+    "of a 224x224 image)",
     7: "ResNet-50 has [3, 4, 6, 3] bottleneck blocks in its four stages (Table 1 of the paper)",
 }
 
 
-def _status(checker: str, remaining: dict[int, bool | None]) -> str:
-    """One line: which planted mistakes are fixed, which remain (None: could not tell)."""
+def _status(checker: str, remaining: dict[int, bool | None], left_names: dict[int, str] | None = None) -> str:
+    """One line: which planted mistakes are fixed, which remain (None: could not tell).
+
+    ``left_names``: a more precise name for a mistake that remains (e.g. the pool the student's head has).
+    """
     left = [m for m, r in remaining.items() if r]
     fixed = [m for m, r in remaining.items() if r is False]
 
     def names(ms: list[int]) -> str:
-        return " and ".join(f"mistake {m} ({MISTAKES[m]})" for m in ms)
+        return " and ".join(
+            f"mistake {m} ({(left_names or {}).get(m, MISTAKES[m]) if m in left else MISTAKES[m]})" for m in ms
+        )
 
     if left and fixed:
         return f"{checker}: half fixed: {names(fixed)} is fixed, but {names(left)} remains"
@@ -75,9 +82,11 @@ def _status(checker: str, remaining: dict[int, bool | None]) -> str:
     return f"{checker}: something differs from the reference"
 
 
-def _with_status(exc: AssertionError, checker: str, remaining: dict[int, bool | None]) -> AssertionError:
+def _with_status(
+    exc: AssertionError, checker: str, remaining: dict[int, bool | None], left_names: dict[int, str] | None = None
+) -> AssertionError:
     left = [m for m, r in remaining.items() if r]
-    lines = [_status(checker, remaining), *(f"Hint: mistake {m}: {FIXES[m]}" for m in left), str(exc)]
+    lines = [_status(checker, remaining, left_names), *(f"Hint: mistake {m}: {FIXES[m]}" for m in left), str(exc)]
     return short_in_notebooks(AssertionError("\n".join(lines)))
 
 
@@ -212,26 +221,60 @@ def fix_basic_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, 
 # --------------------------------------------------------------------------------------
 
 
+_STEM_AND_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+_FIXED_POOLS = (nn.AvgPool2d, nn.MaxPool2d, nn.LPPool2d)
+
+
+def _fixed_head_pools(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Fixed-window pools outside the stem and the four stages: in the head, where mistake 6 sits."""
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, _FIXED_POOLS) and name.split(".")[0] not in _STEM_AND_STAGES
+    ]
+
+
+def _pool_text(m: nn.Module) -> str:
+    k = m.kernel_size
+    k = k[0] if isinstance(k, tuple) and len(set(k)) == 1 else k
+    return f"{type(m).__name__}({k})"
+
+
+def _fixed_head_pool_hints(model: nn.Module) -> list[str]:
+    pools = _fixed_head_pools(model)
+    if not pools:
+        return []
+    name, m = pools[0]
+    return [
+        f"`{name}` is a fixed {_pool_text(m)}: a fixed window pools the whole map only when the last stage's map has "
+        "that one size, so on other image sizes the net pools a corner of the map or fails. Use global average "
+        "pooling, nn.AdaptiveAvgPool2d(1)."
+    ]
+
+
 def fix_resnet50(fn: Callable[[], nn.Module], configs: Sequence[int] | None = None) -> None:
     """Check notebook 09's fixed tutorial builder ``fn() -> ResNet-50`` against ``resnet_lab.resnet(50)``.
 
-    Blocks per stage, parameter counts, then outputs (weights copied) on images of each size in ``configs``
-    (by default 64x64 only, to stay fast: a fixed ``AvgPool2d(7)`` fails there). A failure also says
-    which of mistakes 6 (the fixed pool) and 7 (2 blocks per stage) remain.
+    Blocks per stage, parameter counts, then outputs (weights copied) on images of each size in ``configs``,
+    all in one run (by default 64x64 and 96x96, whose last maps are 2x2 and 3x3: a fixed ``AvgPool2d(7)`` fails
+    on both, and a pool that fits one of them, such as ``AvgPool2d(2)``, differs on the other). A failure also
+    says which of mistakes 6 (a fixed-window pool in the head) and 7 (2 blocks per stage) remain.
     """
     checker = "fix_resnet50"
     name = getattr(fn, "__name__", "your function")
     where = f"{checker}, {name}()"
-    sizes = [int(s) for s in (configs or (64,))]
+    sizes = [int(s) for s in (configs or (64, 96))]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         reference = resnet(50)
         torch.manual_seed(SEED)
         student = build(checker, where, f"{name}()", fn)
+        pools = _fixed_head_pools(student)
         remaining: dict[int, bool | None] = {
-            6: bool(fixed_pool_hints(student)),
+            6: bool(pools or fixed_pool_hints(student)),
             7: stage_lengths(student) != [3, 4, 6, 3],
         }
+        left_names = {6: f"a fixed {_pool_text(pools[0][1])} head"} if pools else {}
 
         def check_one(config: tuple[int, ...]) -> None:
             first, *others = (
@@ -244,13 +287,13 @@ def fix_resnet50(fn: Callable[[], nn.Module], configs: Sequence[int] | None = No
                     student,
                     reference,
                     first,
-                    Diagnosis(static=lambda: fixed_pool_hints(student)),
+                    Diagnosis(static=lambda: fixed_pool_hints(student) or _fixed_head_pool_hints(student)),
                     extra_inputs=others,
                 )
             except AssertionError as exc:
                 if isinstance(exc, NotDone):
                     raise
-                raise _with_status(exc, checker, remaining) from None
+                raise _with_status(exc, checker, remaining, left_names) from None
 
         run_configs([tuple(sizes)], check_one)  # one configuration: building ResNet-50 twice per size is slow
     passed(

@@ -383,22 +383,37 @@ def classifier_head(
     """Check ``cls(in_features, num_classes)``: global average pooling, flatten, fc; (N, C, H, W) -> (N, classes).
 
     Compared (fc weights copied) with ``AdaptiveAvgPool2d(1) -> Flatten -> Linear`` on maps of several sizes,
-    so a fixed ``AvgPool2d(7)`` (mistake 6), max pooling or a sum instead of a mean are caught.
-    ``configs``: (in_features, num_classes, map size) triples; by default maps of 7, 5, 9 and 1 pixels.
+    so a fixed ``AvgPool2d(7)`` (mistake 6), max pooling or a sum instead of a mean are caught; the 1x1 map
+    comes as a batch of one image, so a ``.squeeze()`` that also drops the batch dimension is caught too.
+    ``configs``: (in_features, num_classes, map size[, batch size]); by default maps of 7, 5, 9 and 1 pixels
+    (batches of 2, 2, 2 and 1).
     """
     checker = "classifier_head"
     name = getattr(cls, "__name__", "your class")
-    default = [(512, 10, 7), (64, 5, 5), (32, 3, 9), (2048, 1000, 1)]
+    default = [(512, 10, 7), (64, 5, 5), (32, 3, 9), (2048, 1000, 1, 1)]
 
-    def check_one(config: tuple[int, int, int]) -> None:
-        in_features, num_classes, size = config
+    def shape_hints(got: tuple[int, ...], num_classes: int, batch: int) -> list[str]:
+        if batch == 1 and tuple(got) == (num_classes,):
+            return [
+                "with a batch of one image your output lost the batch dimension: .squeeze() drops every "
+                "dimension of size 1, N included; flatten from dimension 1 on (torch.flatten(x, 1)) instead"
+            ]
+        return [
+            f"the head should return one score per class, shape (N, {num_classes}): flatten the "
+            "pooled (N, C, 1, 1) map to (N, C) before the fc layer"
+        ]
+
+    def check_one(config: tuple[int, ...]) -> None:
+        in_features, num_classes, size = config[:3]
+        batch = config[3] if len(config) > 3 else 2
         text = f"{name}({in_features}, {num_classes})"
-        where = f"{checker}, {text} on a {size}x{size} map"
+        images = "one image" if batch == 1 else f"{batch} images"
+        where = f"{checker}, {text} on a {size}x{size} map, a batch of {images}"
         torch.manual_seed(SEED)
         reference = _head_reference(in_features, num_classes)
         torch.manual_seed(SEED)
         student = build(checker, where, text, cls, in_features, num_classes)
-        x = torch.randn(2, in_features, size, size, generator=torch.Generator().manual_seed(SEED + size))
+        x = torch.randn(batch, in_features, size, size, generator=torch.Generator().manual_seed(SEED + size))
         compare(
             checker,
             where,
@@ -408,10 +423,7 @@ def classifier_head(
             Diagnosis(
                 static=lambda: fixed_pool_hints(student),
                 on_mismatch=_head_mismatch_hints,
-                on_shape=lambda got, exp: [
-                    f"the head should return one score per class, shape (N, {num_classes}): flatten the "
-                    "pooled (N, C, 1, 1) map to (N, C) before the fc layer"
-                ],
+                on_shape=lambda got, exp: shape_hints(got, num_classes, batch),
             ),
         )
 
@@ -422,6 +434,9 @@ def classifier_head(
 
 def _zero_pad_mismatch_hints(x: torch.Tensor, y: torch.Tensor, in_channels: int, stride: int) -> list[str]:
     ref = ZeroPadShortcut(in_channels, y.shape[1], stride)(x)
+    extra = y.shape[1] - in_channels
+    if extra > 0 and bool((y[:, :extra] == 0).all()) and close(y[:, extra:], ref[:, :in_channels]):
+        return ["your zero channels come first: the zeros go after the input's channels (or half before, half after)"]
     kept = y[:, :in_channels]
     if y.shape[1] > in_channels and not bool((y[:, in_channels:] == 0).all()) and close(kept, ref[:, :in_channels]):
         return ["the added channels must be zeros: option A pads the shortcut with zero channels, it copies nothing"]

@@ -1,0 +1,110 @@
+"""Checker fixes after the second review of lessons 05, 06 and 09: ``classifier_head`` runs a batch of one
+image (a ``.squeeze()`` fails), ``zero_pad_shortcut`` names zeros put in front of the input's channels, and
+``fix_resnet50`` compares two image sizes in one run, so a head pool that fits one of them (``AvgPool2d(2)``)
+fails and is reported as mistake 6."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import resnet_lab
+from resnet_lab import Bottleneck, ResNet, checks
+
+
+def fails(checker, answer, *needles: str) -> str:
+    with pytest.raises(AssertionError) as info:
+        checker(answer)
+    message = str(info.value)
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in:\n{message}"
+    return message
+
+
+def passes(checker, answer, capsys, name: str) -> str:
+    checker(answer)
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"✓ {name}: ") and line.endswith("these checks passed"), line
+    return line
+
+
+# 05: classifier_head and a batch of one image
+
+
+class Head(nn.Module):
+    def __init__(self, in_features, num_classes):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_features, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class HeadSqueeze(Head):
+    def forward(self, x):
+        return self.fc(self.avgpool(x).squeeze())
+
+
+def test_classifier_head_accepts_flatten(capsys):
+    passes(checks.classifier_head, Head, capsys, "classifier_head")
+
+
+def test_classifier_head_rejects_squeeze_with_a_hint():
+    fails(checks.classifier_head, HeadSqueeze, "a batch of one image", ".squeeze() drops every dimension of size 1")
+
+
+# 06: zero_pad_shortcut with the zeros in front
+
+
+class ZerosInFront(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.extra, self.stride = out_channels - in_channels, stride
+
+    def forward(self, x):
+        x = x[:, :, :: self.stride, :: self.stride]
+        return torch.cat([x.new_zeros(x.shape[0], self.extra, *x.shape[2:]), x], dim=1)
+
+
+def test_zero_pad_shortcut_names_zeros_in_front():
+    fails(checks.zero_pad_shortcut, ZerosInFront, "your zero channels come first", "half before, half after")
+
+
+# 09: fix_resnet50 on two image sizes
+
+
+def resnet50_small_pool():
+    model = ResNet(Bottleneck, [3, 4, 6, 3])
+    model.avgpool = nn.AvgPool2d(2)  # fits the 2x2 map of a 64x64 image, and no other
+    return model
+
+
+def resnet50_small_pool_two_blocks():
+    model = ResNet(Bottleneck, [2, 2, 2, 2])
+    model.avgpool = nn.AvgPool2d(2)
+    return model
+
+
+def resnet50_fixed():
+    model = ResNet(Bottleneck, [3, 4, 6, 3])
+    model.avgpool = nn.AdaptiveAvgPool2d(1)
+    return model
+
+
+def test_fix_resnet50_rejects_a_pool_that_fits_64x64_only():
+    fails(
+        checks.fix_resnet50,
+        resnet50_small_pool,
+        "half fixed: mistake 7 (ResNet-50 with 2 blocks per stage) is fixed, but mistake 6 (a fixed AvgPool2d(2) head)",
+        "Hint: mistake 6: pool globally",
+        "96x96",
+    )
+    fails(checks.fix_resnet50, resnet50_small_pool_two_blocks, "not fixed yet: mistake 6 (a fixed AvgPool2d(2) head)")
+
+
+def test_fix_resnet50_still_passes_correct_fixes(capsys):
+    line = passes(checks.fix_resnet50, resnet50_fixed, capsys, "fix_resnet50")
+    assert "64x64 and 96x96" in line
+    passes(checks.fix_resnet50, resnet_lab.resnet50, capsys, "fix_resnet50")
