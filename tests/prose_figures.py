@@ -69,6 +69,10 @@ REVIEWED: dict[str, tuple[str, str]] = {
         "Zagoruyko & Komodakis 2016: WRN-50-2-bottleneck ImageNet top-1 error (%), reference.WRN50_2_TOP1_ERROR",
         "10",
     ),
+    # Zagoruyko & Komodakis 2016 (Wide ResNets), arXiv:1605.07146, Table 8: not in reference.md; quoted from the
+    # paper, where it is the ResNet-50 row printed next to WRN-50-2-bottleneck (the paper reports it; whether the
+    # authors trained it is not established). Notebook 10's family table prints it from a constant in the cell.
+    "24.01": ("Zagoruyko & Komodakis 2016, Table 8: ResNet-50 ImageNet top-1 error (%), single crop", "10"),
     # He et al. 2016 (identity mappings), arXiv:1603.05027: pre-act ResNet-1001 parameters (M)
     "10.2": ("He et al. 2016, Table 3 / text: ResNet-1001 has 10.2M parameters", "10"),
     # chance level and ln 10 for ten classes (arithmetic, not a measurement)

@@ -6,8 +6,9 @@ prints one ``✓`` line or raises ``AssertionError`` with a hint that names the 
 a ReLU after the add in a pre-activation block, a projection that reads x instead of the
 pre-activated input, an SE module without its sigmoid or applied after the add, a grouped conv whose
 width forgets the groups. Notebook 10 loads the package's weights into the student's pre-activation
-and SE blocks by name in the cells after their checks, so those checkers also require the package's
-names (``require_names``) once the function is right; the lesson states the names before the exercise.
+and SE blocks by name in cells after their checks (the SE module through the SE block that contains it),
+so those checkers also require the package's names (``require_names``) once the function is right; the
+lesson states the names before the exercise.
 """
 
 from __future__ import annotations
@@ -272,7 +273,8 @@ def _se_mismatch_hints(reference: SqueezeExcitation, x: torch.Tensor, y: torch.T
 
 HINT_SE_NAMES = (
     "the lesson asks for torchvision's layout: two 1x1 convolutions with biases, named fc1 (channels -> "
-    "channels // reduction) and fc2 (back to channels), so that torchvision's weights load into your module"
+    "channels // reduction) and fc2 (back to channels): after exercise 4 the package's SE block, whose SE module "
+    "has torchvision's names, is loaded into your MySEBlock by name, and so into this module"
 )
 
 
@@ -282,9 +284,11 @@ def squeeze_excitation(cls: Callable[..., nn.Module], configs: Sequence[tuple[in
     Compared with ``resnet_lab.blocks.SqueezeExcitation``. The function is checked first, whatever the
     layers' style (``nn.Linear`` or 1x1 ``nn.Conv2d``, with or without biases; the squeeze by
     ``AdaptiveAvgPool2d`` or ``x.mean``; the sigmoid as a module or a function), so a wrong step is named
-    whatever the style. Then the names: notebook 10 loads torchvision's and the package's SE weights into
-    the student's module by name, so the two layers must be 1x1 convs with biases called ``fc1`` and
-    ``fc2`` (torchvision's ``SqueezeExcitation``); the notebook says so before the exercise.
+    whatever the style. Then the names: after exercise 4, notebook 10 loads the package's SE block into the
+    student's ``MySEBlock`` by name, and so the package's SE weights into this module (torchvision's
+    ``SqueezeExcitation`` is loaded only into the package's module, to show the layouts agree), so the two
+    layers must be 1x1 convs with biases called ``fc1`` and ``fc2``, torchvision's names; the notebook says so
+    before the exercise.
     ``configs``: (channels, reduction) pairs; by default (64, 16), (32, 4) and (48, 16).
     """
     checker = "squeeze_excitation"
