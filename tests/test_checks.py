@@ -227,12 +227,35 @@ def test_conv_output_size_accepts_correct_formulas(fn, capsys):
     assert capsys.readouterr().out.startswith("✓ conv_output_size: 14 cases match")
 
 
-@pytest.mark.parametrize(
-    "cls", [lambda c: BasicBlock(c, c), lambda c: TorchvisionStyleBlock(c, c), lambda c: ShortcutFirstBlock(c, c)]
-)
+@pytest.mark.parametrize("cls", [lambda c: BasicBlock(c, c), lambda c: TorchvisionStyleBlock(c, c)])
 def test_residual_unit_accepts_correct_units(cls, capsys):
     checks.residual_unit(cls)
     assert capsys.readouterr().out.startswith("✓ residual_unit: 2 configurations match")
+
+
+class SequentialUnit(nn.Module):
+    """A correct residual unit whose layers sit in an nn.Sequential (names 0, 1, ...)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.branch = nn.Sequential(
+            conv3x3(channels, channels), nn.BatchNorm2d(channels), nn.ReLU(),
+            conv3x3(channels, channels), nn.BatchNorm2d(channels),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.branch(x) + x)
+
+
+@pytest.mark.parametrize("cls", [SequentialUnit, lambda c: ShortcutFirstBlock(c, c)])
+def test_residual_unit_requires_the_names_notebook_01_loads_by(cls):
+    """Notebook 01 copies the unit's weights into BasicBlock by name: a right function under other names fails."""
+    message = rejects(checks.residual_unit, cls, "computes the right function", "self.conv1, self.bn1")
+    assert "missing conv1.weight" in message
+
+
+def test_residual_unit_checks_the_function_before_the_names():
+    rejects(checks.residual_unit, lambda c: ReluBeforeAddBlock(c, c), "Is ReLU applied before the shortcut is added?")
 
 
 @pytest.mark.parametrize("cls", [BasicBlock, TorchvisionStyleBlock, ShortcutFirstBlock])
@@ -247,7 +270,7 @@ def test_basic_block_accepts_correct_blocks(cls, capsys):
 @pytest.mark.parametrize("cls", [Bottleneck, TorchvisionStyleBottleneck, ShortcutFirstBottleneck])
 def test_bottleneck_accepts_correct_blocks(cls, capsys):
     checks.bottleneck(cls)
-    assert capsys.readouterr().out.startswith("✓ bottleneck: 4 configurations match")
+    assert capsys.readouterr().out.startswith("✓ bottleneck: 5 configurations match")
 
 
 @pytest.mark.parametrize("fn", [make_stage, loop_stage, tuple_stage])
@@ -600,6 +623,25 @@ class StrideOnFirst1x1(TorchvisionStyleBottleneck):
         super().__init__(in_channels, planes, stride)
         self.conv1 = conv1x1(in_channels, planes, stride)
         self.conv2 = conv3x3(planes, planes, 1)
+
+
+class ChannelsOnlyBottleneck(TorchvisionStyleBottleneck):
+    """A projection only when the channels change: a stride-2 block with 4 x planes input gets none."""
+
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__(in_channels, planes, stride)
+        out = planes * 4
+        self.downsample = projection(in_channels, out, stride) if in_channels != out else None
+
+
+def test_bottleneck_projection_condition_on_channels_only():
+    message = rejects(
+        checks.bottleneck,
+        ChannelsOnlyBottleneck,
+        "ChannelsOnlyBottleneck(512, 128, stride=2)",
+        "the shortcut also needs a projection when the block strides",
+    )
+    assert "inverted" not in message
 
 
 def test_other_block_mistakes_get_specific_hints():

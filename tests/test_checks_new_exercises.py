@@ -80,6 +80,16 @@ def test_plain_unit_accepts_two_styles(capsys):
     passes(checks.plain_unit, PlainUnitSequential, capsys, "plain_unit")
 
 
+class PlainUnitReluBeforeBn(PlainUnitModules):
+    def forward(self, x):
+        return self.relu(self.bn2(self.conv2(self.bn1(self.relu(self.conv1(x))))))
+
+
+def test_plain_unit_order_hint_speaks_of_a_plain_block():
+    message = fails(checks.plain_unit, PlainUnitReluBeforeBn, "order of operations of a plain block")
+    assert "shortcut" not in message.replace("nothing is added back", "")
+
+
 def test_plain_unit_rejects_a_shortcut_and_a_missing_relu():
     fails(checks.plain_unit, PlainUnitStillAdds, "has no shortcut, but yours still adds its input")
     fails(checks.plain_unit, PlainUnitNoFinalRelu, "still ends with a ReLU")
@@ -127,6 +137,10 @@ def test_bottleneck_parameters_accepts_two_styles(capsys):
             "buffers",
         ),
         (lambda c, p, s: float(params_by_formula(c, p, s)), "int"),
+        (
+            lambda c, p, s: params_by_formula(c, p, 1),  # projects only when the channels change
+            "the shortcut also needs a projection when the block strides",
+        ),
     ],
 )
 def test_bottleneck_parameters_names_the_mistake(wrong, hint):

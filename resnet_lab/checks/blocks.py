@@ -25,10 +25,16 @@ from .diagnosis import (
     projection_input_hints,
 )
 from .engine import SEED, Diagnosis, Tracer, build, call_student, compare, fail, n_match, passed, run_configs
+from .family import require_names
 
 __all__ = ["conv_output_size", "residual_unit", "plain_unit", "basic_block", "bottleneck", "plain_switch"]
 
 BlockConfig = tuple[int, int, int, bool]  # (in_channels, planes, stride, residual)
+
+HINT_UNIT_NAMES = (
+    "name the layers as the lesson asks, torchvision's names: self.conv1, self.bn1, self.conv2, self.bn2 "
+    "(a ReLU module may have any name, it has no weights); not an nn.Sequential, whose layers are named 0, 1, 2, ..."
+)
 
 
 def _check_blocks(
@@ -40,8 +46,13 @@ def _check_blocks(
     label: Callable[[BlockConfig], str],
     bottleneck: bool,
     size: int = 8,
+    names_hint: str | None = None,
 ) -> int:
-    """Compare ``cls(*args)`` with ``ref_factory(in_channels, planes, stride, residual=...)`` on (2, C, size, size) inputs."""
+    """Compare ``cls(*args)`` with ``ref_factory(in_channels, planes, stride, residual=...)`` on (2, C, size, size) inputs.
+
+    With ``names_hint``, a block that computes the right function must also have the reference's parameter
+    names (``require_names``), because the lesson loads weights into it by name.
+    """
     name = getattr(cls, "__name__", "your class")
 
     def check_one(config: BlockConfig) -> None:
@@ -66,6 +77,8 @@ def _check_blocks(
             on_shape=block_shape_hints,
         )
         compare(checker, where, student, reference, x, diagnosis)
+        if names_hint is not None:
+            require_names(where, student, reference, names_hint)
 
     with torch.random.fork_rng(devices=[]):
         return run_configs(list(configs), check_one)
@@ -152,7 +165,8 @@ def conv_output_size(fn: Callable[[int, int, int, int], int], configs: Sequence[
 def residual_unit(cls: Callable[[int], nn.Module], configs: Sequence[int] | None = None) -> None:
     """Check ``cls(channels)``: H(x) = ReLU(F(x) + x), F = conv3x3-BN-ReLU-conv3x3-BN, against BasicBlock(c, c).
 
-    ``configs``: channel counts; by default 16 and 64.
+    ``configs``: channel counts; by default 16 and 64. Once the function is right, the layers must carry
+    torchvision's names (conv1, bn1, conv2, bn2): notebook 01 loads the unit's weights into BasicBlock by name.
     """
     block_configs = [(c, c, 1, True) for c in (configs or (16, 64))]
     n = _check_blocks(
@@ -163,6 +177,7 @@ def residual_unit(cls: Callable[[int], nn.Module], configs: Sequence[int] | None
         call_args=lambda c: ((c[0],), {}),
         label=lambda c: f"{c[0]}",
         bottleneck=False,
+        names_hint=HINT_UNIT_NAMES,
     )
     passed("residual_unit", f"{n_match(n)} resnet_lab.BasicBlock(c, c) (shapes, parameter counts, outputs)")
 
@@ -232,7 +247,8 @@ def basic_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int,
 def bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, int]] | None = None) -> None:
     """Check ``cls(in_channels, planes, stride=1)`` (expansion 4, stride on the 3x3) against ``resnet_lab.Bottleneck``.
 
-    ``configs``: (in_channels, planes, stride) triples; by default four, two of them projecting.
+    ``configs``: (in_channels, planes, stride) triples; by default five, three of them projecting (one,
+    (512, 128, 2), only because it strides: 512 = 4 x 128 channels in and out).
     """
     expansion = getattr(cls, "expansion", None)
     if expansion is not None and expansion != 4:
@@ -242,7 +258,11 @@ def bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, 
             "a bottleneck's last 1x1 conv widens to 4 x planes",
         )
     _check_standard_block(
-        "bottleneck", cls, Bottleneck, configs or [(64, 64, 1), (256, 64, 1), (256, 128, 2), (512, 128, 1)], expansion=4
+        "bottleneck",
+        cls,
+        Bottleneck,
+        configs or [(64, 64, 1), (256, 64, 1), (256, 128, 2), (512, 128, 1), (512, 128, 2)],
+        expansion=4,
     )
 
 

@@ -22,6 +22,11 @@ HINT_RELU_BEFORE_ADD = (
     "Is ReLU applied before the shortcut is added? The order is BN -> add the shortcut -> ReLU."
 )
 
+HINT_PLAIN_ORDER = (
+    "check the order of operations of a plain block (residual=False): conv -> BN -> ReLU, conv -> BN -> ReLU, "
+    "each BN right after its conv and each ReLU after its BN; nothing is added back"
+)
+
 # --------------------------------------------------------------------------------------
 # Diagnosis of block mistakes
 # --------------------------------------------------------------------------------------
@@ -89,7 +94,14 @@ def block_static_hints(
                 f"`{projections[0][0]}` should not exist in a plain block"
             )
         return hints
-    if shape_changes and not projections:
+    if shape_changes and not projections and stride != 1 and in_channels == out_channels:
+        hints.append(
+            f"the block strides here (stride {stride}) but keeps {in_channels} channels, and your block has no "
+            "projection shortcut: the shortcut also needs a projection when the block strides, not only when the "
+            "channels change (x keeps its full map while the branch shrinks it). Is your condition looking only "
+            "at the channels? Use one exactly when stride != 1 or in_channels != out_channels."
+        )
+    elif shape_changes and not projections:
         hints.append(
             f"the shape changes here ({in_channels} -> {out_channels} channels, stride {stride}) but your block has no "
             f"projection shortcut (a 1x1 conv {in_channels}->{out_channels} + BN): is the condition for a projection "
@@ -182,6 +194,10 @@ def block_mismatch_hints(outcome: Outcome, residual: bool = True) -> list[str]:
             )
         elif close(y, b):
             hints.append("a plain block's output still ends with a ReLU: return ReLU(F(x)), not F(x)")
+        else:
+            if bool((y < 0).any()) and not bool((outcome.ref_out < 0).any()):
+                hints.append("your output has negative values: a plain block ends with a ReLU, ReLU(F(x))")
+            hints.append(HINT_PLAIN_ORDER)
     if not hints and bool((y < 0).any()) and not bool((outcome.ref_out < 0).any()):
         hints.append("your output has negative values: is the final ReLU (after the add) missing?")
     return hints

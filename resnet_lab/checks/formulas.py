@@ -45,6 +45,7 @@ _BOTTLENECK_CASES: list[BottleneckCase] = [
     (1024, 512, 2),
     (2048, 512, 1),
     (128, 128, 2),
+    (512, 128, 2),  # strides with unchanged channels (512 = 4 x 128): projects because of the stride alone
 ]
 
 
@@ -89,6 +90,11 @@ _WRONG_BOTTLENECK: list[tuple[Callable[[int, int, int], int], str]] = [
         "you only look at the stride",
     ),
     (
+        lambda c, p, s: _bn_formula(c, p, s, projection=c != p * 4),
+        "the shortcut also needs a projection when the block strides: a block with stride 2 has one even when "
+        "in_channels == 4 x planes; you only look at the channels",
+    ),
+    (
         lambda c, p, s: _bn_formula(c, p, s) - 6 * p * p,
         "a 3x3 kernel has 9 weights per (input channel, output channel) pair, not 3",
     ),
@@ -106,8 +112,8 @@ _WRONG_BOTTLENECK: list[tuple[Callable[[int, int, int], int], str]] = [
 def bottleneck_parameters(fn: Callable[..., int], configs: Sequence[tuple] | None = None) -> None:
     """Check ``fn(in_channels, planes, stride) -> int``: the learnable parameters of ``resnet_lab.Bottleneck``.
 
-    ``configs``: (in_channels, planes, stride) triples; by default 7 blocks (6 kinds from ResNet-50/101/152 and
-    one more), 4 of them with a projection shortcut. The expected value is ``count_parameters(Bottleneck(...))``
+    ``configs``: (in_channels, planes, stride) triples; by default 8 blocks (6 kinds from ResNet-50/101/152 and
+    two more, one of them strided with unchanged channels), 5 of them with a projection shortcut. The expected value is ``count_parameters(Bottleneck(...))``
     (convs without bias, 2 parameters per BN channel, the projection's conv and BN where the shape changes).
     """
     checker = "bottleneck_parameters"
