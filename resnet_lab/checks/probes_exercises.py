@@ -3,9 +3,12 @@
 * ``lesion_block(fn)``: ``fn(model, name)`` returns a copy of ``model`` with block ``name`` deleted,
   i.e. replaced by what is left of it without its residual branch (Veit et al. 2016). Compared with
   ``resnet_lab.probes.lesion`` on small CIFAR nets, plain and residual, with random weights and BN
-  statistics. Any way of deleting is accepted (``nn.Identity``, ``probes.Skip``, a branch whose last BN
-  is zeroed); the hints name the usual mistakes: the model passed in changed, nothing deleted, the wrong
-  block deleted, a block that outputs zeros, the shortcut removed instead of the branch.
+  statistics. Any replacement that computes the same outputs is accepted (``nn.Identity``, ``probes.Skip``;
+  in a residual block also zeroing the weight and bias of its branch's last BN, which leaves ReLU(x) = x).
+  Zeroing the last BN does not delete a *plain* block: it has no shortcut, so it then outputs zeros, and
+  the default configurations include a plain net, which rejects it. The hints name the usual mistakes:
+  the model passed in changed, nothing deleted, the wrong block deleted, a block that outputs zeros, the
+  shortcut removed instead of the branch.
 * ``filter_normalize(fn)``: ``fn(direction, model)`` returns Li et al. 2018's filter-normalised
   direction. Compared with ``resnet_lab.probes.filter_normalize``; the hints name normalising a whole
   layer, normalising filters to norm 1, normalising along the wrong dimension, and leaving biases and
