@@ -467,7 +467,7 @@ def train_step(fn: Callable[..., float], configs: Sequence[TrainStepConfig] | No
         )
 
     n = run_configs(list(configs or [("momentum", 3), ("sgd", 2)]), check_one)
-    passed(checker, f"{n_match(n)} the reference step (losses, weights after the steps, BN statistics)")
+    passed(checker, f"{n_match(n)} the reference step (losses, weights after the steps, BN running means)")
 
 
 # --------------------------------------------------------------------------------------------------
