@@ -134,6 +134,33 @@ def _bottleneck_remaining(cls: Callable[..., nn.Module]) -> dict[int, bool | Non
     return {1: relu_first, 2: padded}
 
 
+def _fix_block(
+    checker: str,
+    cls: Callable[..., nn.Module],
+    reference: type[nn.Module],
+    configs: Sequence[tuple[int, int, int]],
+    remaining: Callable[[Callable[..., nn.Module]], dict[int, bool | None]],
+) -> None:
+    """Compare the fixed block ``cls(in_channels, planes, stride)`` with ``reference`` on ``configs``; on a
+    failure, say which of the planted mistakes ``remaining(cls)`` finds still there."""
+    try:
+        n = _check_blocks(
+            checker,
+            cls,
+            reference,
+            [(*c[:3], True) for c in configs],
+            call_args=lambda c: ((c[0], c[1], c[2]), {}),
+            label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
+            bottleneck=reference is Bottleneck,
+        )
+    except AssertionError as exc:
+        if isinstance(exc, NotDone):  # a stub: nothing to diagnose
+            raise
+        raise _with_status(exc, checker, remaining(cls)) from None
+    name = reference.__name__
+    passed(checker, f"both mistakes fixed: {n_match(n)} resnet_lab.{name} (shapes, parameter counts, outputs)")
+
+
 def fix_bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, int, int]] | None = None) -> None:
     """Check notebook 09's fixed tutorial bottleneck ``cls(in_channels, planes, stride=1)`` against ``Bottleneck``.
 
@@ -141,23 +168,8 @@ def fix_bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, i
     add) and 2 (1x1 convs with padding) remain. ``configs``: (in_channels, planes, stride); by default three,
     two of them projecting.
     """
-    checker = "fix_bottleneck"
-    block_configs = [(*c[:3], True) for c in (configs or [(256, 64, 1), (64, 64, 1), (256, 128, 2)])]
-    try:
-        n = _check_blocks(
-            checker,
-            cls,
-            Bottleneck,
-            block_configs,
-            call_args=lambda c: ((c[0], c[1], c[2]), {}),
-            label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
-            bottleneck=True,
-        )
-    except AssertionError as exc:
-        if isinstance(exc, NotDone):  # a stub: nothing to diagnose
-            raise
-        raise _with_status(exc, checker, _bottleneck_remaining(cls)) from None
-    passed(checker, f"both mistakes fixed: {n_match(n)} resnet_lab.Bottleneck (shapes, parameter counts, outputs)")
+    configs = configs or [(256, 64, 1), (64, 64, 1), (256, 128, 2)]
+    _fix_block("fix_bottleneck", cls, Bottleneck, configs, _bottleneck_remaining)
 
 
 # --------------------------------------------------------------------------------------
@@ -197,23 +209,8 @@ def fix_basic_block(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, 
     applied to the output) and 5 (the projection without the stride) remain. ``configs``: (in_channels,
     planes, stride); by default three, two of them projecting.
     """
-    checker = "fix_basic_block"
-    block_configs = [(*c[:3], True) for c in (configs or [(64, 128, 2), (64, 64, 1), (32, 64, 1)])]
-    try:
-        n = _check_blocks(
-            checker,
-            cls,
-            BasicBlock,
-            block_configs,
-            call_args=lambda c: ((c[0], c[1], c[2]), {}),
-            label=lambda c: f"{c[0]}, {c[1]}, stride={c[2]}",
-            bottleneck=False,
-        )
-    except AssertionError as exc:
-        if isinstance(exc, NotDone):  # a stub: nothing to diagnose
-            raise
-        raise _with_status(exc, checker, _basic_remaining(cls)) from None
-    passed(checker, f"both mistakes fixed: {n_match(n)} resnet_lab.BasicBlock (shapes, parameter counts, outputs)")
+    configs = configs or [(64, 128, 2), (64, 64, 1), (32, 64, 1)]
+    _fix_block("fix_basic_block", cls, BasicBlock, configs, _basic_remaining)
 
 
 # --------------------------------------------------------------------------------------
