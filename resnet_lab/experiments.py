@@ -11,7 +11,8 @@ paper's CIFAR-10 recipe (Table 6) for GPUs.
     torchrun --standalone --nproc_per_node=4 -m resnet_lab.experiments cifar10 --batch-size 32   # 4 GPUs, global 128
 
 Each run writes a JSON run record to data/runs/: configuration, per-epoch curves per net,
-final errors (percent), seconds, torch version, CPU/GPU name and seed. ``load_record`` reads one.
+final errors (percent), seconds, torch version, CPU/GPU name and seed. ``load_record`` reads one
+(``run_records`` holds the record plumbing; its public names are importable from here too).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -30,22 +30,31 @@ import torch
 import torch.distributed as dist
 
 from . import data, reference, runtime
-from .costs import count_parameters
+from .family_experiment import FAMILY_DATASET, family_config, format_family, run_family
 from .models import cifar_resnet
+from .run_records import (  # noqa: F401 (RUNS_DIR, SCHEMA, environment, format_seed_epochs, dataset_line: public here too)
+    RUNS_DIR,
+    SCHEMA,
+    dataset_line,
+    environment,
+    format_record,
+    format_seed_epochs,
+    format_seeds_record,
+    load_record,
+    net_result,
+    record_path,
+    save_record,
+    start_run,
+)
 from .runtime import device_name, fast_mode, pick_device, seed_everything  # noqa: F401 (device_name: public here too)
 from .training import (
-    History,
     TrainConfig,
     step_milestones,
     steps_per_epoch,
     train,
-    use_bf16,
-    use_channels_last,
     warmup_steps,
 )
 
-RUNS_DIR = data.DATA_DIR / "runs"
-SCHEMA = "resnet_lab.run/1"
 # (name, depth, residual) of the four nets of Figure 6 (left and right) that we train
 DEGRADATION_NETS = (("plain-20", 20, False), ("plain-56", 56, False), ("ResNet-20", 20, True), ("ResNet-56", 56, True))
 
@@ -63,13 +72,6 @@ def fashion_full_config(fast: bool = False) -> TrainConfig:
         return TrainConfig(epochs=1, test_every_epoch=False, keep_best=True)
     # 35 epochs: about 25 minutes on an idle 2-core CPU; random erasing was tried and not chosen on validation
     return TrainConfig(epochs=35, schedule="warmup_cosine", test_every_epoch=False, keep_best=True)
-
-
-def family_config(fast: bool = False) -> TrainConfig:
-    """The recipe of the family comparison (see ``family_experiment``)."""
-    from .family_experiment import family_config as recipe
-
-    return recipe(fast)
 
 
 CIFAR10_DEPTHS = (20, 32, 44, 56, 110)  # the ResNets of Table 6 that the paper trains with this recipe
@@ -110,93 +112,8 @@ RECIPES = {
 DATASETS = {
     "degradation": "subset",
     "fashion-full": "full",
-    "family": "subset",
+    "family": FAMILY_DATASET,
 }  # experiment -> load_fashion_mnist kind (cifar10 reads data.load_cifar10)
-
-
-def environment(device: torch.device, config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
-    """``runtime.environment`` (versions, hardware, torch threads) plus the precision and memory format ``config`` settles on."""
-    bf16 = use_bf16(config.precision, device)
-    return {
-        **runtime.environment(device, threads),
-        "precision": "bf16 autocast" if bf16 else "fp32",
-        "channels_last": use_channels_last(config, device, bf16),
-    }
-
-
-def _net_result(
-    name: str, depth: int, residual: bool, model: torch.nn.Module, history: History, seconds: float, keep_best: bool
-) -> dict[str, Any]:
-    """One net's entry of a run record; ``final`` describes the returned model (best-val epoch with keep_best)."""
-    best = (history.best_epoch or len(history.epoch)) - 1
-    final = best if keep_best else len(history.epoch) - 1
-    return {
-        "name": name,
-        "depth": depth,
-        "residual": residual,
-        "parameters": count_parameters(model),
-        "seconds": round(seconds, 1),
-        "final": {
-            "train_error": history.train_error[final],
-            "val_error": history.val_error[final],
-            "test_error": history.final_test_error,
-            "best_val_error": history.val_error[best],
-            "best_epoch": history.best_epoch,
-        },
-        "history": history.to_dict(),
-    }
-
-
-def _record(
-    experiment: str,
-    fast: bool,
-    splits: data.Splits,
-    config: TrainConfig,
-    device: torch.device,
-    threads: int,
-    notes: str,
-) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA,
-        "experiment": experiment,
-        "mode": "fast" if fast else "full",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "dataset": {
-            "name": splits.name,
-            "description": splits.describe(),
-            "train": len(splits.train),
-            "val": len(splits.val),
-            "test": len(splits.test),
-        },
-        "seed": config.seed,
-        "config": asdict(config),
-        "environment": environment(device, config, threads),
-        "nets": {},
-        "total_seconds": 0.0,
-        "notes": notes,
-    }
-
-
-def _start_run(
-    experiment: str,
-    fast: bool,
-    config: TrainConfig | None,
-    threads: int | None,
-    notes: str,
-    splits: data.Splits | None = None,
-) -> tuple[TrainConfig, torch.device, data.Splits, int, dict[str, Any]]:
-    """What every recorded run begins with: its recipe, the device, the data, the threads and the record's header.
-
-    The settings are settled here, once: fast mode picks the tiny data and recipe (and one thread
-    unless ``threads`` says otherwise); the record states them. ``splits``: data already loaded (default:
-    the experiment's Fashion-MNIST, ``DATASETS``).
-    """
-    config = config or RECIPES[experiment](fast)
-    threads = threads or (1 if fast else torch.get_num_threads())
-    device = pick_device()
-    if splits is None:
-        splits = data.load_fashion_mnist(DATASETS[experiment], seed=config.seed, fast=fast)
-    return config, device, splits, threads, _record(experiment, fast, splits, config, device, threads, notes)
 
 
 def run_degradation(
@@ -227,7 +144,9 @@ def run_degradation(
     unknown = set(nets) - set(names)
     if unknown:
         raise ValueError(f"unknown nets {sorted(unknown)}; choose from {names}")
-    config, device, splits, threads, record = _start_run("degradation", fast, config, threads, notes)
+    config = config or degradation_config(fast)
+    splits = data.load_fashion_mnist(DATASETS["degradation"], seed=config.seed, fast=fast)
+    device, threads, record = start_run("degradation", fast, config, splits, threads, notes)
     record["zero_init_residual"] = zero_init_residual
     started = time.perf_counter()
     for name, depth, residual in [net for net in DEGRADATION_NETS if net[0] in nets]:
@@ -237,7 +156,7 @@ def run_degradation(
         )
         net_started = time.perf_counter()
         history = train(model, splits, config, progress=progress, device=device, threads=threads, description=name)
-        record["nets"][name] = _net_result(
+        record["nets"][name] = net_result(
             name, depth, residual, model, history, time.perf_counter() - net_started, config.keep_best
         )
         if save_weights is not None and not history.interrupted:
@@ -289,7 +208,7 @@ def run_degradation_seeds(
     for seed in seeds:
         config_k = replace(base, seed=seed)
         name = f"{save_as}-{seed}"
-        path = RUNS_DIR / f"{name}.json"
+        path = record_path(name)
         if reuse and path.is_file():
             old = load_record(name)
             # A record written before TrainConfig gained a field ran with that field's default.
@@ -359,12 +278,14 @@ def run_fashion_full(
 
     ``fast``, ``threads``: as for ``run_degradation``.
     """
-    config, device, splits, threads, record = _start_run("fashion-full", fast, config, threads, notes)
+    config = config or fashion_full_config(fast)
+    splits = data.load_fashion_mnist(DATASETS["fashion-full"], seed=config.seed, fast=fast)
+    device, threads, record = start_run("fashion-full", fast, config, splits, threads, notes)
     seed_everything(config.seed)
     model = cifar_resnet(20, in_channels=1)
     started = time.perf_counter()
     history = train(model, splits, config, progress=progress, device=device, threads=threads, description="ResNet-20")
-    record["nets"]["ResNet-20"] = _net_result(
+    record["nets"]["ResNet-20"] = net_result(
         "ResNet-20", 20, True, model, history, time.perf_counter() - started, config.keep_best
     )
     record["total_seconds"] = round(time.perf_counter() - started, 1)
@@ -459,7 +380,7 @@ def run_cifar10(
         raise ValueError(f"depth must be one of {CIFAR10_DEPTHS} (the paper's Table 6 recipe); got {depth}")
     config = config or cifar10_config(fast, depth)
     splits = _load_cifar10(data_root, val_size, config.seed, fast)
-    config, device, splits, threads, record = _start_run("cifar10", fast, config, threads, notes, splits)
+    device, threads, record = start_run("cifar10", fast, config, splits, threads, notes)
     group = runtime.processes()
     name = f"ResNet-{depth}"
     record["schedule"] = iteration_plan(config, len(splits.train), group.world_size)
@@ -483,7 +404,7 @@ def run_cifar10(
     started = time.perf_counter()
     history = train(model, splits, config, progress=progress, device=device, threads=threads, sync_bn=sync_bn,
                     description=name)  # fmt: skip
-    record["nets"][name] = _net_result(
+    record["nets"][name] = net_result(
         name, depth, True, model, history, time.perf_counter() - started, config.keep_best
     )
     record["total_seconds"] = round(time.perf_counter() - started, 1)
@@ -516,79 +437,6 @@ def degradation_findings(record: dict[str, Any]) -> dict[str, Any]:
         )
         findings["resnet56_below_plain56"] = final["ResNet-56"] < final["plain-56"]
     return findings
-
-
-def save_record(record: dict[str, Any], name: str) -> Path:
-    """Write ``record`` as indented JSON to data/runs/<name> (atomically). Returns the path."""
-    RUNS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RUNS_DIR / (name if name.endswith(".json") else name + ".json")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def load_record(name: str = "degradation") -> dict[str, Any]:
-    """A committed run record from data/runs/, e.g. "degradation", "degradation-long", "fashion-full-resnet20"."""
-    path = RUNS_DIR / (name if name.endswith(".json") else name + ".json")
-    if not path.is_file():
-        available = sorted(p.stem for p in RUNS_DIR.glob("*.json")) if RUNS_DIR.is_dir() else []
-        raise FileNotFoundError(
-            f"no run record {path}; available: {available or 'none'}. Run `python -m resnet_lab.experiments`."
-        )
-    record = json.loads(path.read_text())
-    if record.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not a run record of schema {SCHEMA!r}")
-    return record
-
-
-def dataset_line(record: dict[str, Any]) -> str:
-    """The record's dataset in one line (``Splits.describe``) without the recording machine's data path."""
-    return record["dataset"]["description"].split(" (from ")[0]
-
-
-def format_record(record: dict[str, Any]) -> str:
-    """A short table of a record: final train / val / test error and seconds per net."""
-    lines = [f"{record['experiment']} ({record['mode']} mode) on {dataset_line(record)}"]
-    lines.append(f"{'net':<10} {'train err%':>10} {'val err%':>9} {'test err%':>9} {'seconds':>8}")
-    for name, net in record["nets"].items():
-        f = net["final"]
-        test = "-" if f["test_error"] is None else f"{f['test_error']:.2f}"
-        lines.append(f"{name:<10} {f['train_error']:>10.2f} {f['val_error']:>9.2f} {test:>9} {net['seconds']:>8.1f}")
-    return "\n".join(lines)
-
-
-def format_seeds_record(record: dict[str, Any]) -> str:
-    """A several-seed record as a table: per net the mean and range (min-max over seeds) of the final errors."""
-    runs = list(record["runs"].values())
-    lines = [f"{record['experiment']} ({record['mode']} mode), seeds {', '.join(map(str, record['seeds']))}, "
-             f"on {dataset_line(runs[0])}; errors in %: mean [min-max] over seeds"]  # fmt: skip
-    lines.append(f"{'net':<10} {'train err':>20} {'val err':>20} {'test err':>20} {'seconds':>8}")
-    for name in runs[0]["nets"]:
-        cells = []
-        for key in ("train_error", "val_error", "test_error"):
-            values = [run["nets"][name]["final"][key] for run in runs]
-            if any(v is None for v in values):
-                cells.append(f"{'-':>20}")
-                continue
-            cells.append(f"{sum(values) / len(values):>6.2f} [{min(values):5.2f}-{max(values):5.2f}]")
-        seconds = sum(run["nets"][name]["seconds"] for run in runs) / len(runs)
-        lines.append(f"{name:<10} " + " ".join(f"{c:>20}" for c in cells) + f" {seconds:>8.0f}")
-    return "\n".join(lines)
-
-
-def format_seed_epochs(record: dict[str, Any], key: str = "train_error") -> str:
-    """Per epoch and net, ``key`` (default the training error, %) as mean [min-max] over the record's seeds."""
-    runs = list(record["runs"].values())
-    names = list(runs[0]["nets"])
-    lines = [f"{'epoch':>5}" + "".join(f"{name:>22}" for name in names)]
-    for i, epoch in enumerate(runs[0]["nets"][names[0]]["history"]["epoch"]):
-        row = f"{epoch:>5}"
-        for name in names:
-            values = [run["nets"][name]["history"][key][i] for run in runs]
-            row += f"{sum(values) / len(values):>8.2f} [{min(values):5.2f}-{max(values):5.2f}]"
-        lines.append(row)
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -674,8 +522,6 @@ def main(argv: list[str] | None = None) -> None:
     save_as = args.save_as or (default_name + ("-fast" if fast else ""))
     progress = not args.no_progress
     if args.experiment == "family":
-        from .family_experiment import format_family, run_family
-
         record = run_family(fast=fast, config=config, nets=args.nets, progress=progress, threads=args.threads,
                             save_as=save_as, notes=args.notes)  # fmt: skip
         print(format_family(record))
@@ -689,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
             print(format_record(run))
         print(format_seeds_record(record))
         print(json.dumps(record["findings"], indent=1))
-        print(f"record written to {RUNS_DIR / (seeds_name + '.json')}")
+        print(f"record written to {record_path(seeds_name)}")
         return
     elif args.experiment == "degradation":
         record = run_degradation(fast=fast, config=config, zero_init_residual=args.zero_init_residual, nets=args.nets,
@@ -710,7 +556,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"paper (Table 6): {record['paper']['net']} {record['paper']['test_error']:.2f}% test error")
     if record.get("findings"):
         print(json.dumps(record["findings"], indent=1))
-    print(f"total {record['total_seconds']:.0f} s; record written to {RUNS_DIR / (save_as + '.json')}")
+    print(f"total {record['total_seconds']:.0f} s; record written to {record_path(save_as)}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ from typing import Any
 from torch import nn
 
 from .costs import count_macs
+from .data import load_fashion_mnist
 from .models import cifar_resnet, cifar_resnext, preact_resnet, wide_resnet
+from .run_records import net_result, save_record, start_run
 from .runtime import processes, seed_everything
 from .training import TrainConfig, train
 
@@ -46,10 +48,11 @@ FAMILY_NETS: dict[str, tuple[int, Callable[[], nn.Module], str]] = {
     ),
     "WRN-16-2": (16, lambda: wide_resnet(16, 2, in_channels=1), "pre-act basic blocks, twice as wide, 2 per stage"),
 }
+FAMILY_DATASET = "subset"  # the shipped 9,000 / 1,000 / 2,000 Fashion-MNIST images
 SIGNIFICANCE_Z = 2.0  # the rule: a difference counts when it exceeds 2 standard errors
 
 
-def family_config(fast: bool) -> TrainConfig:
+def family_config(fast: bool = False) -> TrainConfig:
     """The comparison's recipe: 5 epochs of SGD with warm-up + cosine (full) or 1 on tiny data (fast); last epoch counts."""
     return TrainConfig(epochs=1 if fast else 5, schedule="warmup_cosine", test_every_epoch=False, keep_best=False)
 
@@ -70,13 +73,13 @@ def run_family(
     torch's), restored after. Returns the run record; with ``save_as`` (a file name under data/runs/)
     it is written after each net.
     """
-    from .experiments import _net_result, _start_run, save_record  # experiments imports this module lazily
-
     names = list(FAMILY_NETS) if nets is None else list(nets)
     unknown = [n for n in names if n not in FAMILY_NETS]
     if unknown:
         raise ValueError(f"unknown nets {unknown}; choose from {list(FAMILY_NETS)}")
-    config, device, splits, threads, record = _start_run("family", fast, config, threads, notes)
+    config = config or family_config(fast)
+    splits = load_fashion_mnist(FAMILY_DATASET, seed=config.seed, fast=fast)
+    device, threads, record = start_run("family", fast, config, splits, threads, notes)
     record["rule"] = (
         "judge each net by its validation error after the last epoch; call two nets different only if the "
         f"errors differ by more than {SIGNIFICANCE_Z:g} binomial standard errors of the difference; test set once, not used"
@@ -90,7 +93,7 @@ def run_family(
         macs = count_macs(model, (1, *splits.train.images.shape[1:]))  # one 1x28x28 image
         net_started = time.perf_counter()
         history = train(model, splits, config, progress=progress, device=device, threads=threads, description=name)
-        entry = _net_result(name, depth, True, model, history, time.perf_counter() - net_started, config.keep_best)
+        entry = net_result(name, depth, True, model, history, time.perf_counter() - net_started, config.keep_best)
         entry["macs"] = macs
         entry["change"] = change
         record["nets"][name] = entry

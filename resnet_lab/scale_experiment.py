@@ -32,9 +32,11 @@ import torch
 from torch import nn
 
 from . import data, probes
+from .experiments import degradation_config
 from .fixup import fixup_cifar_resnet
 from .init_schemes import layer_lr_scales, lsuv_, scale_layer_learning_rates
 from .models import cifar_resnet
+from .run_records import load_record, net_result, record_path, save_record, start_run
 from .runtime import seed_everything
 from .training import TrainConfig, train
 
@@ -54,8 +56,6 @@ def arm_config(seed: int, fast: bool = False) -> TrainConfig:
 
     The baselines ran with precision "auto", which was fp32 on their CPU; here "auto" would pick bf16.
     """
-    from .experiments import degradation_config
-
     return replace(degradation_config(fast), seed=seed, precision="fp32")
 
 
@@ -117,11 +117,9 @@ def run_arm(
     notes: str = "",
 ) -> dict[str, Any]:
     """Train one arm with one seed; returns its run record (written to data/runs/<save_as>.json if given)."""
-    from .experiments import _net_result, _start_run, save_record
-
     config = arm_config(seed, fast)
     splits = data.load_fashion_mnist("subset", seed=seed, fast=fast)
-    config, device, splits, threads, record = _start_run(EXPERIMENT, fast, config, threads, notes, splits)
+    device, threads, record = start_run(EXPERIMENT, fast, config, splits, threads, notes)
     images, labels = probe_batch(splits, fast)
     model, details = build_arm(arm, seed, images, labels, config.weight_decay)
     name = NET_NAMES[arm]
@@ -137,7 +135,7 @@ def run_arm(
             save_record(record, save_as)
         return record
     residual = arm == "fixup"
-    record["nets"][name] = _net_result(name, 56, residual, model, history, time.perf_counter() - started, False)
+    record["nets"][name] = net_result(name, 56, residual, model, history, time.perf_counter() - started, False)
     record["total_seconds"] = round(time.perf_counter() - started, 1)
     record["complete"] = not history.interrupted
     if save_as:
@@ -160,15 +158,11 @@ def load_scale_records(
 
     Returns ({seed: {arm: record}}, {seed: baseline record}); an arm or seed without a record is left out.
     """
-    from .experiments import RUNS_DIR, load_record
-
     arm_records: dict[str, dict[str, Any]] = {}
     baselines: dict[str, dict[str, Any]] = {}
     for seed in seeds:
         found = {
-            arm: load_record(record_name(arm, seed))
-            for arm in arms
-            if (RUNS_DIR / f"{record_name(arm, seed)}.json").is_file()
+            arm: load_record(record_name(arm, seed)) for arm in arms if record_path(record_name(arm, seed)).is_file()
         }
         if found:
             arm_records[str(seed)] = found

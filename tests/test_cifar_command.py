@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_lab import data, experiments, reference, training
+from resnet_lab import data, experiments, reference, run_records, training
 
 PER_FILE = 40  # images in each of the six batch files: 200 train (180 after 20 for validation), 40 test
 BATCH_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -79,7 +79,7 @@ def test_cifar10_command_trains_a_3_channel_resnet_and_writes_the_record(
     tmp_path, monkeypatch, capsys, check_schema, no_download
 ):
     write_synthetic_cifar(tmp_path / "data")
-    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(run_records, "RUNS_DIR", tmp_path / "runs")
     threads = torch.get_num_threads()
     experiments.main(["cifar10", "--data-root", str(tmp_path / "data"), "--val-size", "20", "--fast", "--epochs", "2",
                       "--no-progress"])  # fmt: skip
@@ -107,7 +107,7 @@ def test_cifar10_command_trains_a_3_channel_resnet_and_writes_the_record(
 
 
 def test_missing_cifar_folder_says_how_to_get_it_and_downloads_nothing(tmp_path, monkeypatch, no_download):
-    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(run_records, "RUNS_DIR", tmp_path / "runs")
     with pytest.raises(data.DataError, match=r"CIFAR-10 not found: .*cifar-10-batches-py lacks data_batch_1.*"
                        r"download=True.*cifar-10-python\.tar\.gz"):  # fmt: skip
         experiments.main(["cifar10", "--data-root", str(tmp_path), "--fast", "--no-progress"])

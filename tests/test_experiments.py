@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from resnet_lab import data, experiments, plots  # noqa: E402
+from resnet_lab import data, experiments, plots, run_records  # noqa: E402
 from resnet_lab.training import History, TrainConfig  # noqa: E402
 
 NET_NAMES = ["plain-20", "plain-56", "ResNet-20", "ResNet-56"]
@@ -28,7 +28,7 @@ def test_load_record_explains_a_missing_name():
 
 
 def test_fast_cli_trains_and_writes_a_record(tmp_path, monkeypatch, capsys, check_schema):
-    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path)
+    monkeypatch.setattr(run_records, "RUNS_DIR", tmp_path)
     for split, size in (("train", 128), ("val", 64), ("test", 64)):
         monkeypatch.setitem(data.FAST_SIZES, split, size)  # smaller still than fast mode: just the plumbing
     threads = torch.get_num_threads()

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from resnet_lab import experiments
+from resnet_lab import experiments, run_records
 from resnet_lab import family_experiment as family
 from resnet_lab.training import TrainConfig
 
@@ -79,7 +79,7 @@ def test_unknown_net_is_named():
 
 
 def test_fast_run_of_one_net_writes_a_record(tmp_path, monkeypatch, check_schema):
-    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path)
+    monkeypatch.setattr(run_records, "RUNS_DIR", tmp_path)
     record = family.run_family(
         fast=True, nets=["SE-ResNet-20"], config=TrainConfig(epochs=1), progress=False, save_as="family-test"
     )

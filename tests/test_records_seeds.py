@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from resnet_lab import experiments, weights
+from resnet_lab import experiments, run_records, weights
 from resnet_lab.training import TrainConfig
 
 
 def test_seeds_are_run_recorded_and_reused(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(run_records, "RUNS_DIR", tmp_path / "runs")
     config = TrainConfig(epochs=1)
     record = experiments.run_degradation_seeds([3, 4], fast=True, config=config, nets=["plain-20"], progress=False,
                                                save_as="tiny", save_weights=tmp_path / "w")  # fmt: skip
@@ -94,7 +94,7 @@ def test_shipped_nets_keep_their_recorded_test_error():
 
 def test_a_seed_recorded_before_trainconfig_grew_a_field_is_reused(tmp_path, monkeypatch):
     """Records keep their recipe as it was; a field added to TrainConfig later counts as its default."""
-    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path)
+    monkeypatch.setattr(run_records, "RUNS_DIR", tmp_path)
     config = replace(experiments.RECIPES["degradation"](True), seed=5)
     old_config = {k: v for k, v in vars(config).items() if k not in ("label_smoothing", "ema_decay", "eval_every")}
     experiments.save_record(
