@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import platform
 import random
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
 
 FAST_ENV = "RESNET_LAB_FAST"
 
@@ -67,8 +70,6 @@ def processes(timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> Processes:
     CPU, with a timeout so a lost peer ends the run with an error rather than a hang. Without torchrun
     (or with one process): rank 0 of 1, and nothing is initialised.
     """
-    import torch.distributed as dist
-
     if not dist.is_available():
         return Processes()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -80,6 +81,22 @@ def processes(timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> Processes:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend, timeout=dt.timedelta(seconds=timeout_seconds))
     return Processes(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def sum_over_processes(values: list[float], group: Processes, device: torch.device) -> list[float]:
+    """``values`` summed over all processes (all-reduce); unchanged in a single process."""
+    if not group.distributed:
+        return values
+    totals = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    return totals.tolist()
+
+
+def same_buffers_everywhere(model: nn.Module, group: Processes) -> None:
+    """Copy rank 0's BN running statistics to every rank, so all processes evaluate and return the same model."""
+    if group.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -106,6 +123,36 @@ def torch_threads(threads: int | None) -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to autocast to bfloat16: ``precision`` is "bf16", or "auto" and the hardware has native bf16."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    """Autocast to bfloat16 on ``device`` when ``bf16``, else a no-op context."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def compile_unsupported(device: torch.device) -> str | None:
+    """Why torch.compile cannot train here, or None when it can (on the CPU it needs a C++ compiler)."""
+    try:
+        import torch._dynamo
+    except ImportError:
+        return f"torch {torch.__version__} has no torch.compile"
+    if not torch._dynamo.is_dynamo_supported():
+        return f"torch {torch.__version__} cannot compile on this Python or platform"
+    if device.type == "cpu" and not (os.environ.get("CXX") or any(shutil.which(c) for c in ("g++", "clang++", "c++"))):
+        return "torch.compile on the CPU needs a C++ compiler (g++ or clang++) and none was found"
+    return None
 
 
 def device_name(device: torch.device) -> str:

@@ -22,16 +22,16 @@ from __future__ import annotations
 import copy
 import math
 import os
-import shutil
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -39,12 +39,28 @@ from torch.optim.swa_utils import AveragedModel
 
 from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, batches
-from .runtime import Processes, pick_device, processes, seed_everything, torch_threads
-
-SCHEDULES = ("warmup_cosine", "step", "cosine", "constant")
-# Old names that still work. "onecycle" was this course's first name for warm-up + cosine; it is not
-# Smith's one-cycle policy (no momentum cycle, no annealing below the start), so it was renamed.
-SCHEDULE_ALIASES = {"onecycle": "warmup_cosine"}
+from .runtime import (  # noqa: F401 (use_bf16 and autocast: public here too)
+    Processes,
+    autocast,
+    compile_unsupported,
+    pick_device,
+    processes,
+    same_buffers_everywhere,
+    seed_everything,
+    sum_over_processes,
+    torch_threads,
+    use_bf16,
+)
+from .schedules import (  # noqa: F401 (all public here too, where the course first met them)
+    SCHEDULE_ALIASES,
+    SCHEDULES,
+    canonical_schedule,
+    learning_rate,
+    linear_scaling,
+    step_milestones,
+    steps_per_epoch,
+    warmup_steps,
+)
 
 
 @dataclass
@@ -189,78 +205,11 @@ class History:
         return "\n".join(rows)
 
 
-def canonical_schedule(name: str) -> str:
-    """The current name of a schedule: "onecycle" (old name, e.g. in older records) -> "warmup_cosine"."""
-    return SCHEDULE_ALIASES.get(name, name)
-
-
-def steps_per_epoch(train_images: int, batch_size: int, world_size: int = 1) -> int:
-    """Optimizer steps in one epoch: each of ``world_size`` processes takes ``train_images // world_size`` images
-    in batches of ``batch_size`` (the last batch may be smaller). One step uses ``world_size * batch_size`` images."""
-    return math.ceil(train_images // world_size / batch_size)
-
-
-def linear_scaling(lr: float, global_batch: int, reference_batch: int = 128) -> float:
-    """Goyal et al. 2017's linear scaling rule: ``lr`` is right for ``reference_batch`` images per step, so use
-    ``lr * global_batch / reference_batch`` for ``global_batch`` (with a few epochs of warm-up when it is larger)."""
-    return lr * global_batch / reference_batch
-
-
-def warmup_steps(config: TrainConfig, total_steps: int) -> int:
-    """Iterations of linear warm-up (from lr/10 to lr) at the start of a run of ``total_steps``."""
-    warmup_epochs = config.warmup_epochs
-    if warmup_epochs is None:
-        warmup_epochs = 0.15 * config.epochs if canonical_schedule(config.schedule) == "warmup_cosine" else 0.0
-    return int(round(warmup_epochs * (total_steps / config.epochs)))  # as the schedule always computed it
-
-
-def step_milestones(config: TrainConfig, total_steps: int) -> list[int]:
-    """The iterations (0-based) at which the "step" schedule divides the learning rate by 10: after the
-    warm-up, at 50% and 75% of the remaining iterations (the paper's 32k and 48k of 64k). [] for other schedules."""
-    if canonical_schedule(config.schedule) != "step":
-        return []
-    warmup = warmup_steps(config, total_steps)
-    remaining = max(1, total_steps - warmup)
-    drops = [warmup + -(-remaining // 2), warmup + -(-3 * remaining // 4)]  # ceil: the first step at or past 50%, 75%
-    return [step for step in drops if step < total_steps]
-
-
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate at iteration ``step`` (0-based) of ``total_steps``."""
-    schedule = canonical_schedule(config.schedule)
-    warmup = warmup_steps(config, total_steps)
-    if step < warmup:
-        return config.lr * (0.1 + 0.9 * step / warmup)
-    progress = (step - warmup) / max(1, total_steps - warmup)
-    if schedule in ("warmup_cosine", "cosine"):
-        return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
-    if schedule == "step":
-        return config.lr * (0.01 if progress >= 0.75 else 0.1 if progress >= 0.5 else 1.0)
-    return config.lr
-
-
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether to autocast to bfloat16: ``precision`` is "bf16", or "auto" and the hardware has native bf16."""
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def use_channels_last(config: TrainConfig, device: torch.device, bf16: bool) -> bool:
     """channels_last where measured faster: on CUDA, and for fp32 on the CPU (not for CPU bf16)."""
     if config.channels_last is not None:
         return config.channels_last
     return device.type == "cuda" or not bf16
-
-
-def autocast(device: torch.device, bf16: bool) -> torch.autocast:
-    """Autocast to bfloat16 on ``device`` when ``bf16``, else a no-op context."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def predict(model: nn.Module, x: torch.Tensor, tta_flip: bool = False) -> torch.Tensor:
@@ -300,17 +249,8 @@ def evaluate(
         for x, y in batches(dataset, splits.mean, splits.std, batch_size=batch_size, device=device):
             wrong += (predict(model, x, tta_flip).argmax(dim=1) != y).sum().item()
     model.train(was_training)
-    wrong, total = _sum_over_processes([wrong, len(dataset)], group, device)
+    wrong, total = sum_over_processes([wrong, len(dataset)], group, device)
     return 100.0 * wrong / max(1, total)
-
-
-def _sum_over_processes(values: list[float], group: Processes, device: torch.device) -> list[float]:
-    """``values`` summed over all processes (all-reduce); unchanged in a single process."""
-    if not group.distributed:
-        return values
-    totals = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(totals)
-    return totals.tolist()
 
 
 def shard(dataset: ImageSet, group: Processes, generator: torch.Generator) -> ImageSet:
@@ -323,26 +263,6 @@ def shard(dataset: ImageSet, group: Processes, generator: torch.Generator) -> Im
     order = torch.randperm(len(dataset), generator=generator)
     per_rank = len(dataset) // group.world_size
     return dataset.select(order[group.rank :: group.world_size][:per_rank])
-
-
-def _same_buffers_everywhere(model: nn.Module, group: Processes) -> None:
-    """Copy rank 0's BN running statistics to every rank, so all processes evaluate and return the same model."""
-    if group.distributed:
-        for buffer in model.buffers():
-            dist.broadcast(buffer, src=0)
-
-
-def compile_unsupported(device: torch.device) -> str | None:
-    """Why torch.compile cannot train here, or None when it can (on the CPU it needs a C++ compiler)."""
-    try:
-        import torch._dynamo
-    except ImportError:
-        return f"torch {torch.__version__} has no torch.compile"
-    if not torch._dynamo.is_dynamo_supported():
-        return f"torch {torch.__version__} cannot compile on this Python or platform"
-    if device.type == "cpu" and not (os.environ.get("CXX") or any(shutil.which(c) for c in ("g++", "clang++", "c++"))):
-        return "torch.compile on the CPU needs a C++ compiler (g++ or clang++) and none was found"
-    return None
 
 
 def moving_average(model: nn.Module, decay: float) -> AveragedModel:
@@ -429,136 +349,241 @@ def _train(
     checkpoint_path: str | Path | None,
     description: str,
 ) -> History:
-    """The training loop itself (see ``train``)."""
+    """The training loop itself (see ``train``), in four phases: set up, then per epoch one pass of SGD over the
+    training images and the end of the epoch (evaluate, keep the best, checkpoint), then finish."""
+    run = _set_up(model, splits, config, device, threads, group, sync_bn, checkpoint_path, description, progress)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            loss_sum, wrong, seen, lr = _train_one_epoch(run)
+            _end_of_epoch(run, epoch, loss_sum, wrong, seen, lr, started)
+    except KeyboardInterrupt:
+        run.history.interrupted = True
+        if group.is_main:
+            print(f"Interrupted: returning the history of {len(run.history.epoch)} complete epochs.", file=sys.stderr)
+    finally:
+        run.bar.close()
+    return _finish(run)
+
+
+@dataclass
+class _Run:
+    """What the phases of one training run share (made by ``_set_up``)."""
+
+    model: nn.Module  # the model being trained (its weights are what the optimizer updates)
+    net: nn.Module  # what the training steps call: the model, or its DistributedDataParallel wrapper, compiled or not
+    average: AveragedModel | None  # the moving average of the weights (``ema_decay``), else None
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    splits: Splits
+    device: torch.device
+    group: Processes
+    bf16: bool
+    memory_format: torch.memory_format
+    generator: torch.Generator  # draws every epoch's order and augmentation
+    per_epoch: int  # optimizer steps per epoch
+    total_steps: int
+    history: History
+    bar: Any  # the progress bar
+    description: str
+    checkpoint_path: str | Path | None
+    step: int = 0  # optimizer steps taken
+    window_wrong: int = 0  # training mistakes and images since the last logged window (a tenth of an epoch)
+    window_seen: int = 0
+    compiled_shapes: set[tuple[int, ...]] = field(default_factory=set)  # batch shapes the compiled model has seen
+    best_val: float = math.inf
+    best_state: dict[str, torch.Tensor] | None = None  # the evaluated weights of the best epoch (``keep_best``)
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """What is evaluated, kept and returned: the weights, or their moving average."""
+        return self.model if self.average is None else self.average.module
+
+    @property
+    def evaluation(self) -> dict[str, Any]:
+        """``evaluate``'s settings for this run."""
+        return dict(
+            precision=self.config.precision, device=self.device, group=self.group, tta_flip=self.config.tta_flip
+        )
+
+
+def _set_up(
+    model: nn.Module,
+    splits: Splits,
+    config: TrainConfig,
+    device: torch.device,
+    threads: int,
+    group: Processes,
+    sync_bn: bool,
+    checkpoint_path: str | Path | None,
+    description: str,
+    progress: bool,
+) -> _Run:
+    """Seed, settle precision and memory format, move the model, wrap it (SyncBatchNorm, EMA, DDP, compile), make SGD."""
     generator = seed_everything(config.seed)
     bf16 = use_bf16(config.precision, device)
     channels_last = use_channels_last(config, device, bf16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
     model.to(device=device, memory_format=memory_format)
     if group.distributed and sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the BN layers in place
-    # what is evaluated, kept and returned: the weights, or their moving average (a copy made here)
-    average = moving_average(model, config.ema_decay) if config.ema_decay is not None else None
-    evaluated = model if average is None else average.module
-    net = model  # what the training steps call: the model, or its DistributedDataParallel wrapper, compiled or not
+    average = moving_average(model, config.ema_decay) if config.ema_decay is not None else None  # a copy made here
+    net = model
     if group.distributed:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    compiled = False
-    if config.compile:
-        why_not = compile_unsupported(device)
-        if why_not:
-            warnings.warn(f"compile=True: {why_not}; training without it.", stacklevel=3)
-        else:  # static shapes: fastest kernels; a smaller last batch compiles once more
-            net, compiled = torch.compile(net, dynamic=False), True
+    net, compiled = _compiled(net, config, device)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
     per_epoch = steps_per_epoch(len(splits.train), config.batch_size, group.world_size)
-    total_steps = per_epoch * config.epochs
     history = History(
         device=device.type, precision="bf16" if bf16 else "fp32", channels_last=channels_last, threads=threads,
         processes=group.world_size, evaluated_weights="raw" if average is None else "ema", compiled=compiled,
     )  # fmt: skip
-    compiled_shapes: set[tuple[int, ...]] = set()  # batch shapes the compiled model has seen
-    best_val, best_state = math.inf, None
-    evaluation = dict(precision=config.precision, device=device, group=group, tta_flip=config.tta_flip)
-    step = 0
-    bar = _progress_bar(total_steps, progress and group.is_main, description)
-    try:
-        for epoch in range(1, config.epochs + 1):
-            started = time.perf_counter()
-            model.train()
-            loss_sum = wrong = seen = 0.0
-            window_wrong = window_seen = 0
-            # one process: batches() shuffles the whole set; several: each takes its shard of a shared order
-            images, shuffle = (
-                (shard(splits.train, group, generator), False) if group.distributed else (splits.train, True)
-            )
-            epoch_batches = batches(
-                images, splits.mean, splits.std, batch_size=config.batch_size, shuffle=shuffle,
-                augment=config.augment, random_erasing=config.random_erasing, generator=generator, device=device, memory_format=memory_format,
-            )  # fmt: skip
-            for batch_index, (x, y) in enumerate(epoch_batches):
-                lr = learning_rate(config, step, total_steps)
-                for param_group in optimizer.param_groups:
-                    param_group["lr"] = lr
-                compiling = compiled and tuple(x.shape) not in compiled_shapes
-                step_started = time.perf_counter()
-                with autocast(device, bf16):
-                    logits = net(x)  # (B, num_classes)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if average is not None:
-                    average.update_parameters(model)
-                if compiling:
-                    compiled_shapes.add(tuple(x.shape))
-                    history.compile_seconds = (history.compile_seconds or 0.0) + time.perf_counter() - step_started
+    bar = _progress_bar(per_epoch * config.epochs, progress and group.is_main, description)
+    return _Run(
+        model, net, average, optimizer, config, splits, device, group, bf16, memory_format, generator,
+        per_epoch, per_epoch * config.epochs, history, bar, description, checkpoint_path,
+    )  # fmt: skip
 
-                batch_wrong = (logits.argmax(dim=1) != y).sum().item()
-                batch_loss = loss.item()
-                loss_sum += batch_loss * len(y)
-                wrong += batch_wrong
-                seen += len(y)
-                window_wrong += batch_wrong
-                window_seen += len(y)
-                step += 1
-                if (batch_index + 1) * 10 // per_epoch > batch_index * 10 // per_epoch:  # a tenth of the epoch
-                    window_wrong, window_seen = _sum_over_processes([window_wrong, window_seen], group, device)
-                    history.step.append(step)
-                    history.step_train_error.append(100.0 * window_wrong / window_seen)
-                    window_wrong = window_seen = 0
-                bar.update(1)
-                if not math.isfinite(batch_loss):
-                    raise FloatingPointError(
-                        f"{description}: the loss became {batch_loss} at iteration {step}; lower lr or add warm-up."
-                    )
 
-            loss_sum, wrong, seen = _sum_over_processes([loss_sum, wrong, seen], group, device)
-            _same_buffers_everywhere(model, group)
-            if average is not None:
-                _same_buffers_everywhere(average.module, group)
-            val_error = test_error = None
-            if epoch % config.eval_every == 0 or epoch == config.epochs:
-                val_error = evaluate(evaluated, splits.val, splits, **evaluation)
-                if config.test_every_epoch:
-                    test_error = evaluate(evaluated, splits.test, splits, **evaluation)
-            history.epoch.append(epoch)
-            history.train_loss.append(loss_sum / seen)
-            history.train_error.append(100.0 * wrong / seen)
-            history.val_error.append(val_error)
-            history.test_error.append(test_error)
-            history.lr.append(lr)
-            history.seconds.append(time.perf_counter() - started)
-            if val_error is not None and val_error < best_val:
-                best_val, history.best_epoch = val_error, epoch
-                if config.keep_best:
-                    best_state = copy.deepcopy(evaluated.state_dict())
-            val_text = "" if val_error is None else f", val err {val_error:.1f}%"
-            bar.set_postfix_str(f"epoch {epoch}: train err {history.train_error[-1]:.1f}%{val_text}")
-            if checkpoint_path is not None and group.is_main:
-                raw = (
-                    {} if average is None else {"raw_model": model.state_dict(), "ema_updates": int(average.n_averaged)}
-                )
-                save_checkpoint(
-                    checkpoint_path, evaluated, history=history.to_dict(), config=asdict(config), epoch=epoch, **raw
-                )
-    except KeyboardInterrupt:
-        history.interrupted = True
-        if group.is_main:
-            print(f"Interrupted: returning the history of {len(history.epoch)} complete epochs.", file=sys.stderr)
-    finally:
-        bar.close()
-    if config.keep_best and best_state is not None:
-        model.load_state_dict(best_state)
-    elif average is not None:
-        model.load_state_dict(average.module.state_dict())
+def _compiled(net: nn.Module, config: TrainConfig, device: torch.device) -> tuple[nn.Module, bool]:
+    """``net`` through torch.compile when ``config.compile`` asks and this machine can (else ``net``, with a warning)."""
+    if not config.compile:
+        return net, False
+    why_not = compile_unsupported(device)
+    if why_not:
+        warnings.warn(f"compile=True: {why_not}; training without it.", stacklevel=5)  # the caller of ``train``
+        return net, False
+    return torch.compile(
+        net, dynamic=False
+    ), True  # static shapes: fastest kernels; a smaller last batch compiles once more
+
+
+def _train_one_epoch(run: _Run) -> tuple[float, float, float, float]:
+    """One pass of SGD over the training images, a step per batch. Returns the loss summed over the images, the
+    mistakes, the images seen and the last learning rate."""
+    run.model.train()
+    loss_sum = wrong = seen = 0.0
+    for batch_index, (x, y) in enumerate(_epoch_batches(run)):
+        lr = learning_rate(run.config, run.step, run.total_steps)
+        for param_group in run.optimizer.param_groups:
+            param_group["lr"] = lr
+        with _timed_if_compiling(run, x):
+            with autocast(run.device, run.bf16):
+                logits = run.net(x)  # (B, num_classes)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=run.config.label_smoothing)
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            run.optimizer.step()
+            if run.average is not None:
+                run.average.update_parameters(run.model)
+        batch_wrong, batch_loss = (logits.argmax(dim=1) != y).sum().item(), loss.item()
+        loss_sum += batch_loss * len(y)
+        wrong += batch_wrong
+        seen += len(y)
+        run.step += 1
+        _log_window(run, batch_index, batch_wrong, len(y))
+        run.bar.update(1)
+        _check_finite(run, batch_loss)
+    return loss_sum, wrong, seen, lr
+
+
+def _epoch_batches(run: _Run) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """This epoch's augmented, normalized batches. One process: ``batches`` shuffles the whole training set;
+    several: each takes its shard of an order shared by all."""
+    images, shuffle = (
+        (shard(run.splits.train, run.group, run.generator), False)
+        if run.group.distributed
+        else (run.splits.train, True)
+    )
+    return batches(
+        images, run.splits.mean, run.splits.std, batch_size=run.config.batch_size, shuffle=shuffle,
+        augment=run.config.augment, random_erasing=run.config.random_erasing, generator=run.generator,
+        device=run.device, memory_format=run.memory_format,
+    )  # fmt: skip
+
+
+@contextmanager
+def _timed_if_compiling(run: _Run, x: torch.Tensor) -> Iterator[None]:
+    """Add the seconds of the ``with`` block (one training step) to ``compile_seconds`` when the compiled model
+    has not seen a batch of ``x``'s shape before (so this step compiles)."""
+    compiling = run.history.compiled and tuple(x.shape) not in run.compiled_shapes
+    started = time.perf_counter()
+    yield
+    if compiling:
+        run.compiled_shapes.add(tuple(x.shape))
+        run.history.compile_seconds = (run.history.compile_seconds or 0.0) + time.perf_counter() - started
+
+
+def _log_window(run: _Run, batch_index: int, batch_wrong: int, batch_size: int) -> None:
+    """Count the batch in the current window; after each tenth of the epoch log its training error (``History.step``)."""
+    run.window_wrong += batch_wrong
+    run.window_seen += batch_size
+    if (batch_index + 1) * 10 // run.per_epoch > batch_index * 10 // run.per_epoch:  # a tenth of the epoch
+        window_wrong, window_seen = sum_over_processes([run.window_wrong, run.window_seen], run.group, run.device)
+        run.history.step.append(run.step)
+        run.history.step_train_error.append(100.0 * window_wrong / window_seen)
+        run.window_wrong = run.window_seen = 0
+
+
+def _check_finite(run: _Run, batch_loss: float) -> None:
+    """Stop with ``FloatingPointError`` when the loss is no longer a finite number (the run diverged)."""
+    if not math.isfinite(batch_loss):
+        raise FloatingPointError(
+            f"{run.description}: the loss became {batch_loss} at iteration {run.step}; lower lr or add warm-up."
+        )
+
+
+def _end_of_epoch(run: _Run, epoch: int, loss_sum: float, wrong: float, seen: float, lr: float, started: float) -> None:
+    """Sum the epoch over processes, evaluate (every ``eval_every``-th epoch and the last), record the epoch in the
+    history, keep the best weights, show progress and save a checkpoint."""
+    loss_sum, wrong, seen = sum_over_processes([loss_sum, wrong, seen], run.group, run.device)
+    same_buffers_everywhere(run.model, run.group)
+    if run.average is not None:
+        same_buffers_everywhere(run.average.module, run.group)
+    val_error = test_error = None
+    if epoch % run.config.eval_every == 0 or epoch == run.config.epochs:
+        val_error = evaluate(run.evaluated, run.splits.val, run.splits, **run.evaluation)
+        if run.config.test_every_epoch:
+            test_error = evaluate(run.evaluated, run.splits.test, run.splits, **run.evaluation)
+    history = run.history
+    history.epoch.append(epoch)
+    history.train_loss.append(loss_sum / seen)
+    history.train_error.append(100.0 * wrong / seen)
+    history.val_error.append(val_error)
+    history.test_error.append(test_error)
+    history.lr.append(lr)
+    history.seconds.append(time.perf_counter() - started)
+    if val_error is not None and val_error < run.best_val:
+        run.best_val, history.best_epoch = val_error, epoch
+        if run.config.keep_best:
+            run.best_state = copy.deepcopy(run.evaluated.state_dict())
+    val_text = "" if val_error is None else f", val err {val_error:.1f}%"
+    run.bar.set_postfix_str(f"epoch {epoch}: train err {history.train_error[-1]:.1f}%{val_text}")
+    if run.checkpoint_path is not None and run.group.is_main:
+        raw = (
+            {}
+            if run.average is None
+            else {"raw_model": run.model.state_dict(), "ema_updates": int(run.average.n_averaged)}
+        )
+        save_checkpoint(
+            run.checkpoint_path, run.evaluated, history=history.to_dict(), config=asdict(run.config), epoch=epoch, **raw
+        )
+
+
+def _finish(run: _Run) -> History:
+    """Leave the returned weights in the model (the best epoch's with ``keep_best``, else the moving average with
+    ``ema_decay``), measure the final test error if no epoch did, restore the default memory format."""
+    model, config, history = run.model, run.config, run.history
+    if config.keep_best and run.best_state is not None:
+        model.load_state_dict(run.best_state)
+    elif run.average is not None:
+        model.load_state_dict(run.average.module.state_dict())
     if history.epoch:
-        final_epoch = history.best_epoch if config.keep_best and best_state is not None else history.epoch[-1]
+        final_epoch = history.best_epoch if config.keep_best and run.best_state is not None else history.epoch[-1]
         history.final_test_error = history.test_error[final_epoch - 1]
         if history.final_test_error is None:  # test_every_epoch=False, or that epoch was not evaluated
-            history.final_test_error = evaluate(model, splits.test, splits, **evaluation)
+            history.final_test_error = evaluate(model, run.splits.test, run.splits, **run.evaluation)
     model.to(memory_format=torch.contiguous_format)
     return history
