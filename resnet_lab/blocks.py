@@ -10,7 +10,6 @@ Shortcut options of the paper (Section 3.3):
 * ``"B"``: identity; where the shape changes, a 1x1 convolution + BN projection (default,
   torchvision's choice).
 * ``"C"``: a 1x1 convolution + BN projection on every block.
-
 * ``"D"``: as ``"B"``, but a downsampling projection first averages 2x2 pixels (stride 2)
   and then applies a stride-1 1x1 convolution + BN, so no input pixel is skipped
   (ResNet-D, He et al. 2019, "Bag of Tricks").
@@ -36,6 +35,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .runtime import is_positive_int
 
 SHORTCUT_OPTIONS = ("A", "B", "C", "D")
 STRIDE_PLACEMENTS = ("3x3", "1x1")
@@ -153,7 +154,7 @@ class SqueezeExcitation(nn.Module):
 
 def check_se_reduction(channels: int, reduction: int) -> int:
     """The squeezed width ``channels // reduction``; ``ValueError`` if it would be 0 or the reduction is bad."""
-    if not isinstance(reduction, int) or isinstance(reduction, bool) or reduction < 1:
+    if not is_positive_int(reduction):
         raise ValueError(f"se_reduction must be a positive integer (16 in the SE paper); got {reduction!r}")
     if channels // reduction < 1:
         raise ValueError(
@@ -171,7 +172,7 @@ def bottleneck_width(planes: int, groups: int = 1, base_width: int = 64) -> int:
     Raises ``ValueError`` for a non-positive ``groups`` / ``base_width`` or a group width that rounds to 0.
     """
     for name, value in (("groups", groups), ("base_width", base_width)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not is_positive_int(value):
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
     per_group = int(planes * (base_width / 64.0))
     if per_group < 1:
@@ -254,9 +255,7 @@ class _ResidualBlock(nn.Module):
     @property
     def last_bn(self) -> nn.BatchNorm2d | None:
         """The BN that closes the residual branch (zeroed by ``zero_init_residual``); None for pre-activation."""
-        if self.preact:
-            return None
-        return self.bn3 if hasattr(self, "bn3") else self.bn2
+        return None if self.preact else getattr(self, self.closing_bn)
 
 
 class BasicBlock(_ResidualBlock):
@@ -273,6 +272,7 @@ class BasicBlock(_ResidualBlock):
 
     expansion: ClassVar[int] = 1  # output width = planes * expansion
     branch_convs: ClassVar[tuple[str, ...]] = ("conv1", "conv2")  # the residual branch's convs, in order
+    closing_bn: ClassVar[str] = "bn2"  # the BN after the last of them (``last_bn``)
 
     def __init__(
         self,
@@ -332,6 +332,7 @@ class Bottleneck(_ResidualBlock):
 
     expansion: ClassVar[int] = 4  # output width = planes * expansion
     branch_convs: ClassVar[tuple[str, ...]] = ("conv1", "conv2", "conv3")  # the residual branch's convs, in order
+    closing_bn: ClassVar[str] = "bn3"  # the BN after the last of them (``last_bn``)
 
     def __init__(
         self,

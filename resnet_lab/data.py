@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .runtime import env_flag
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SUBSET_FILE = "fashion_mnist_subset.npz"
 # sha256 over the decompressed arrays (see ``subset_content_sha256``); data/README.md lists it too.
@@ -317,7 +319,7 @@ def _imageset(images: np.ndarray, labels: np.ndarray) -> ImageSet:
 def _download_wanted(download: bool | None) -> bool:
     if download is not None:
         return download
-    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(DOWNLOAD_ENV)
 
 
 def load_fashion_mnist(

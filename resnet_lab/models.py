@@ -28,6 +28,7 @@ from .blocks import (
     is_block,
 )
 from .costs import state_dict_mismatch
+from .runtime import is_positive_int
 from .stages import BlockInfo, make_stages
 
 # The paper's Table 1: block type and blocks per stage for each depth.
@@ -82,7 +83,7 @@ class _CheckedModel(nn.Module):
         """Raise ``ValueError`` unless the image channels and the number of classes are positive integers."""
         for name, value, example in (("in_channels", in_channels, "3 for RGB, 1 for grayscale"),
                                      ("num_classes", num_classes, "10 for CIFAR-10 and Fashion-MNIST")):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_positive_int(value):
                 raise ValueError(f"{name} must be a positive integer ({example}); got {value!r}")
 
     def check_input(self, x: torch.Tensor) -> None:
@@ -127,6 +128,16 @@ class _CheckedModel(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
+def check_zero_init(preact: bool, zero_init_residual: bool) -> None:
+    """``ValueError`` when ``zero_init_residual`` asks to zero the BN closing each residual branch of
+    pre-activation blocks (``preact``), which end in a convolution instead."""
+    if preact and zero_init_residual:
+        raise ValueError(
+            "zero_init_residual needs a BN closing each residual branch; pre-activation blocks have none "
+            "(they end in a convolution). Build the net without zero_init_residual."
+        )
+
+
 def zero_init_last_bn(model: nn.Module) -> None:
     """Set the last BN weight (gamma) of every residual branch to 0, so each block starts as the identity.
 
@@ -134,11 +145,7 @@ def zero_init_last_bn(model: nn.Module) -> None:
     """
     for module in model.modules():
         if is_block(module):
-            if module.last_bn is None:
-                raise ValueError(
-                    "zero_init_residual needs a BN at the end of each residual branch; pre-activation blocks "
-                    "end in a convolution. Build the net without zero_init_residual."
-                )
+            check_zero_init(module.last_bn is None, True)
             nn.init.zeros_(module.last_bn.weight)
 
 
@@ -210,10 +217,7 @@ class ResNet(_CheckedModel):
         if stride_at != "3x3":
             block_kwargs["stride_at"] = stride_at
         self.preact = bool(block_kwargs.get("preact", False))
-        if self.preact and zero_init_residual:
-            raise ValueError(
-                "zero_init_residual needs a BN closing each residual branch; pre-activation blocks have none"
-            )
+        check_zero_init(self.preact, zero_init_residual)
         depth = sum(layers) * len(block.branch_convs) + 2
         self.description = f"{'ResNet' if residual else 'plain'}-{depth} ({block.__name__}, layers {list(layers)})"
         self.in_channels = in_channels
@@ -269,11 +273,6 @@ def resnet101(**kwargs: Any) -> ResNet:
 def resnet152(**kwargs: Any) -> ResNet:
     """ResNet-152: Bottleneck x [3, 8, 36, 3], 60,192,808 parameters with 1000 classes."""
     return resnet(152, **kwargs)
-
-
-def valid_cifar_depths(limit: int = 1202) -> list[int]:
-    """Depths 6n+2 up to ``limit``: 8, 14, 20, 26, 32, ..."""
-    return list(range(8, limit + 1, 6))
 
 
 def check_cifar_depth(depth: int, block: Block = BasicBlock) -> int:
@@ -332,10 +331,7 @@ class CifarResNet(_CheckedModel):
         if len(widths) != 3 or min(widths) < 1:
             raise ValueError(f"widths gives the planes of the 3 stages, e.g. (16, 32, 64); got {widths}")
         self.preact = bool(block_kwargs.get("preact", False))
-        if self.preact and zero_init_residual:
-            raise ValueError(
-                "zero_init_residual needs a BN closing each residual branch; pre-activation blocks have none"
-            )
+        check_zero_init(self.preact, zero_init_residual)
         self.depth = depth
         self.in_channels = in_channels
         self.description = f"{'ResNet' if residual else 'plain'}-{depth} (CIFAR, n={n})"
@@ -454,7 +450,7 @@ def check_wide_resnet(depth: int, k: int) -> int:
     """Blocks per stage n = (depth - 4) / 6 of WRN-depth-k; ``ValueError`` unless depth = 6n+4 and k >= 1."""
     if not isinstance(depth, int) or depth < 10 or (depth - 4) % 6 != 0:
         raise ValueError(f"Wide ResNets have depth 6n+4 with n >= 1 (10, 16, 22, 28, 40, ...); got {depth!r}")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+    if not is_positive_int(k):
         raise ValueError(
             f"the widening factor k must be a positive integer (1 = a thin net, 10 in WRN-28-10); got {k!r}"
         )

@@ -105,8 +105,6 @@ TABLE_6: dict[int, CifarRow] = {
 
 CIFAR_PARAMS: dict[int, int] = {depth: row.parameters for depth, row in TABLE_6.items()}
 CIFAR_ERRORS: dict[int, float] = {depth: row.error for depth, row in TABLE_6.items()}
-RESNET110_MEAN_ERROR = (6.61, 0.16)
-"""Table 6: ResNet-110's mean test error and standard deviation over 5 runs."""
 
 CIFAR_RECIPE = {
     "momentum": 0.9,
@@ -155,9 +153,6 @@ WRN_PAPER_PARAMS_M: dict[str, float] = {"WRN-28-10": 36.5, "WRN-40-4": 8.9, "WRN
 PREACT_PAPER_PARAMS_M: dict[int, float] = {164: 1.7, 1001: 10.2}
 """He et al. 2016: parameters (millions) of the bottleneck pre-activation CIFAR nets."""
 
-WRN28_10_CIFAR10_ERROR = 4.0
-"""Zagoruyko & Komodakis 2016: WRN-28-10's CIFAR-10 test error, about 4% (reference.md)."""
-
 FAMILY_EXACT_PARAMS: dict[str, int] = {
     "se_resnet50": 28_088_024,  # r = 16, SE layers with biases
     "resnet50d": 25_576_264,  # resnet50 - 7x7 stem conv (9,408) + deep stem (28,640)
@@ -172,9 +167,3 @@ FAMILY_EXACT_PARAMS: dict[str, int] = {
 }
 """Exact parameter counts of resnet_lab's family builders: 3 input channels, 1000 classes (ImageNet nets) or
 10 (CIFAR nets). Measured by the tests, not taken from the papers (whose rounded figures are above)."""
-
-# --------------------------------------------------------------------------------------------------
-# Fashion-MNIST (zalandoresearch/fashion-mnist)
-
-FASHION_MNIST_SIZES = {"train": 60_000, "test": 10_000}
-"""Images per split, 28x28 grayscale, 10 classes."""

@@ -27,9 +27,19 @@ from torch import nn
 FAST_ENV = "RESNET_LAB_FAST"
 
 
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to 1, true, yes or on (any case); unset or else: False."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def fast_mode() -> bool:
     """True when ``RESNET_LAB_FAST=1`` (set by the test suite). Read it where a run starts and pass the answer on."""
-    return os.environ.get(FAST_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(FAST_ENV)
+
+
+def is_positive_int(value: Any) -> bool:
+    """Whether ``value`` is an int >= 1 (and not a bool, which Python counts as an int)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def pick_device() -> torch.device:
@@ -114,7 +124,7 @@ def torch_threads(threads: int | None) -> Iterator[int]:
     Yields the number of threads in use. One thread is often faster for tiny batches, and when other
     programs keep the cores busy.
     """
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
+    if threads is not None and not is_positive_int(threads):
         raise ValueError(f"threads must be a positive integer or None (torch's current setting); got {threads!r}")
     before = torch.get_num_threads()
     if threads is not None:

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from rejecting import rejects
 from torch import nn
 
 import resnet_lab
@@ -327,15 +328,6 @@ def test_checkers_leave_the_callers_random_state_alone():
 # ----------------------------------------------------------------------------------------
 # The ten mistakes of reference.md, each rejected with its hint
 # ----------------------------------------------------------------------------------------
-
-
-def rejects(checker, answer, *phrases, **kwargs) -> str:
-    with pytest.raises(AssertionError) as info:
-        checker(answer, **kwargs)
-    message = str(info.value)
-    for phrase in phrases:
-        assert phrase in message, f"{phrase!r} not in:\n{message}"
-    return message
 
 
 class ReluBeforeAddBottleneck(TorchvisionStyleBottleneck):

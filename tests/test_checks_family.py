@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from rejecting import rejects
 from torch import nn
 
 from resnet_lab import BasicBlock, Bottleneck, checks
@@ -21,15 +22,6 @@ def conv3x3(cin, cout, stride=1, groups=1):
 
 def conv1x1(cin, cout, stride=1):
     return nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
-
-
-def rejects(checker, answer, *phrases) -> str:
-    with pytest.raises(AssertionError) as info:
-        checker(answer)
-    message = str(info.value)
-    for phrase in phrases:
-        assert phrase in message, message
-    return message
 
 
 # ---- pre-activation block: correct answers

@@ -7,20 +7,11 @@ import copy
 
 import pytest
 import torch
+from rejecting import rejects
 from torch import nn
 
 from resnet_lab import checks, probes
 from resnet_lab.models import cifar_resnet
-
-
-def rejects(checker, answer, *phrases, configs=None) -> str:
-    with pytest.raises(AssertionError) as info:
-        checker(answer, configs=configs)
-    message = str(info.value)
-    for phrase in phrases:
-        assert phrase in message, message
-    return message
-
 
 # ---- lesion_block: correct answers
 

@@ -8,19 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from rejecting import rejects
 
 from resnet_lab import checks, cifar_resnet, experiments, training
 from resnet_lab.checks import engine
 from resnet_lab.checks.training import _synthetic_record, reference_warmup_cosine
-
-
-def rejects(checker, answer, *phrases, **kwargs) -> str:
-    with pytest.raises(AssertionError) as info:
-        checker(answer, **kwargs)
-    message = str(info.value)
-    for phrase in phrases:
-        assert phrase in message, message
-    return message
 
 
 def passes(checker, answer, capsys, **kwargs) -> None:

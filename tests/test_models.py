@@ -9,8 +9,12 @@ from resnet_lab import BasicBlock, Bottleneck, cifar_resnet, count_parameters, m
 from resnet_lab.reference import CIFAR_PARAMS, TABLE_1_BLOCKS, TABLE_1_STAGE_CHANNELS, TORCHVISION_PARAMS
 
 
-def test_version_exists():
-    assert isinstance(resnet_lab.__version__, str) and resnet_lab.__version__.count(".") == 2
+def test_package_exports_the_networks_it_lists():
+    """Every name in ``__all__`` is there, and the builders notebook 10 uses make networks of the right depth."""
+    assert resnet_lab.__version__.count(".") == 2 and all(part.isdigit() for part in resnet_lab.__version__.split("."))
+    assert [name for name in resnet_lab.__all__ if not hasattr(resnet_lab, name)] == []
+    assert resnet_lab.cifar_resnet(20).description.startswith("ResNet-20")
+    assert len(resnet_lab.resnet18().layer4) == 2 and len(resnet_lab.resnet50().layer3) == 6
 
 
 def assert_same_state(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:

@@ -1,0 +1,19 @@
+"""``rejects``: the tests' one way of saying "this checker turns that answer down, with these words"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+def rejects(checker: Callable[..., Any], answer: Any, *phrases: str, **kwargs: Any) -> str:
+    """Assert that ``checker(answer, **kwargs)`` fails with an AssertionError whose message holds every one of
+    ``phrases``; return the message."""
+    with pytest.raises(AssertionError) as info:
+        checker(answer, **kwargs)
+    message = str(info.value)
+    for phrase in phrases:
+        assert phrase in message, f"{phrase!r} not in:\n{message}"
+    return message
