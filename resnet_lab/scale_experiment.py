@@ -1,4 +1,4 @@
-"""Is it the shortcut, or the scale of the signal? (issue 21) Three arms against the degradation baselines.
+"""Is it the shortcut, or the scale of the signal? (issue 21) Four arms against the degradation baselines.
 
     python -m resnet_lab.scale_experiment --arm layer-lr --seed 0   # one arm, one seed: data/runs/shortcut-or-scale-layer-lr-0.json
     python -m resnet_lab.scale_experiment --arm fixup --seed 0 --fast   # the same code path on tiny data
@@ -13,7 +13,11 @@ The arms (each trained with the degradation recipe of ``degradation-seeds-<seed>
   whose gradients explode, and nothing else changed.
 - ``lsuv``: plain-56 (with its BN) initialised by LSUV (Mishkin & Matas 2016): orthogonal weights, each
   layer's output rescaled to unit variance on that batch.
-- ``fixup``: ResNet-56 without any BatchNorm, Fixup-initialised (Zhang et al. 2019; ``fixup``).
+- ``fixup``: ResNet-56 without any BatchNorm, Fixup-initialised (Zhang et al. 2019; ``fixup``), every
+  parameter at the recipe's learning rate (the arm of the committed plan).
+- ``fixup-lr10``: the same net, with the scalar biases and multipliers (every parameter named ``*bias*`` or
+  ``*scale*``, the classifier's bias included) at lr/10, as Zhang et al.'s CIFAR training code does
+  (added by the plan's amendment after ``fixup`` seed 0 collapsed).
 
 Each record (schema ``resnet_lab.run/1``, experiment "shortcut-or-scale") has one net, the arm's, plus
 ``arm`` (what it changes) and ``at_init`` (first/last conv gradient norms, the probe of lesson 11).
@@ -45,8 +49,15 @@ ARMS = {
     "layer-lr": "plain-56, baseline init, per-layer lr = lr x min(1, r_last / r) (r = ||dL/dW||/||W|| at init)",
     "lsuv": "plain-56 (with BN), LSUV init: orthogonal, then unit output variance per layer on one batch",
     "fixup": "ResNet-56 without BatchNorm, Fixup init (scalar biases/multiplier, zero last layers, L^-1/2)",
+    "fixup-lr10": "as fixup, with the scalar biases and multipliers at lr/10 (as in Zhang et al.'s CIFAR code)",
 }
-NET_NAMES = {"layer-lr": "plain-56 layer-lr", "lsuv": "plain-56 LSUV", "fixup": "Fixup ResNet-56"}
+NET_NAMES = {
+    "layer-lr": "plain-56 layer-lr",
+    "lsuv": "plain-56 LSUV",
+    "fixup": "Fixup ResNet-56",
+    "fixup-lr10": "Fixup ResNet-56 lr/10",
+}
+SCALAR_LR_FACTOR = 0.1  # Zhang et al.'s cifar_train.py: parameters named *bias* or *scale* at base_lr / 10
 N_PROBE = 128  # lesson 11's batch for the gradient norms: 128 training images drawn with seed 1
 PROBE_SEED = 1
 
@@ -91,7 +102,7 @@ def build_arm(
         raise ValueError(f"unknown arm {arm!r}; choose from {list(ARMS)}")
     seed_everything(seed)
     details: dict[str, Any] = {}
-    if arm == "fixup":
+    if arm.startswith("fixup"):
         model: nn.Module = fixup_cifar_resnet(56, in_channels=1)
     else:
         model = cifar_resnet(56, in_channels=1, residual=False)  # the baseline plain-56's init for this seed
@@ -103,6 +114,10 @@ def build_arm(
         scales = layer_lr_scales(model, images, labels)
         details["lr_factors"] = scales
         scale_layer_learning_rates(model, scales, weight_decay)
+    if arm == "fixup-lr10":
+        scalars = {n: SCALAR_LR_FACTOR for n, _ in model.named_parameters() if "bias" in n or "scale" in n}
+        details["lr_factors"] = scalars
+        scale_layer_learning_rates(model, scalars, weight_decay)
     return model, details
 
 
@@ -134,7 +149,7 @@ def run_arm(
         if save_as:
             save_record(record, save_as)
         return record
-    residual = arm == "fixup"
+    residual = arm.startswith("fixup")
     record["nets"][name] = net_result(name, 56, residual, model, history, time.perf_counter() - started, False)
     record["total_seconds"] = round(time.perf_counter() - started, 1)
     record["complete"] = not history.interrupted
@@ -282,7 +297,7 @@ def plot_scale_experiment(
     for net in baseline_nets:
         runs = [baselines[s]["nets"][net]["history"]["train_error"] for s in arm_records]
         curves[f"{net} (baseline)"] = (runs, {"color": styles.get(net, "tab:gray"), "linestyle": "--"})
-    for arm, colour in zip(ARMS, ("tab:blue", "tab:orange", "tab:green")):
+    for arm, colour in zip(ARMS, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
         runs = [
             next(iter(recs[arm]["nets"].values()))["history"]["train_error"]
             for recs in arm_records.values()

@@ -47,6 +47,31 @@ def test_build_arm_starts_plain_arms_from_the_baseline_init_and_measures_the_pro
         scale_experiment.build_arm("warmup", 0, x, y, weight_decay=1e-4)
 
 
+def test_fixup_lr10_trains_the_scalars_at_a_tenth_of_the_learning_rate_and_the_rest_at_the_full_one():
+    """Two SGD steps (momentum, weight decay) through the arm's hooks equal SGD with parameter groups that put
+    every *bias* / *scale* parameter at lr/10, as in Zhang et al.'s CIFAR code."""
+    x, y = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.arange(8)
+    hooked, details = scale_experiment.build_arm("fixup-lr10", 3, x, y, weight_decay=1e-4)
+    plain, _ = scale_experiment.build_arm("fixup", 3, x, y, weight_decay=1e-4)
+    scalars = {n for n, _ in plain.named_parameters() if "bias" in n or "scale" in n}
+    assert set(details["lr_factors"]) == scalars and set(details["lr_factors"].values()) == {0.1}
+    assert "fc.bias" in scalars and "layer1.0.scale" in scalars and "fc.weight" not in scalars
+    opt_hooked = torch.optim.SGD(hooked.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    groups = [
+        {"params": [p for n, p in plain.named_parameters() if n in scalars], "lr": 0.01},
+        {"params": [p for n, p in plain.named_parameters() if n not in scalars]},
+    ]
+    opt_plain = torch.optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=1e-4)
+    for _ in range(3):
+        for model, opt in ((hooked, opt_hooked), (plain, opt_plain)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    for (name, a), b in zip(hooked.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
+    assert any(float(b.abs().max()) > 0 for n, b in plain.named_parameters() if n in scalars)  # they did move
+
+
 def _record(curve: list[float], net: str = "x", diverged: bool = False) -> dict:
     if diverged:
         return {"nets": {}, "diverged": "loss nan"}
