@@ -48,6 +48,8 @@ from .run_records import (  # noqa: F401 (RUNS_DIR, SCHEMA, environment, format_
 )
 from .runtime import device_name, fast_mode, pick_device, seed_everything  # noqa: F401 (device_name: public here too)
 from .training import (
+    SCHEDULE_ALIASES,
+    SCHEDULES,
     TrainConfig,
     step_milestones,
     steps_per_epoch,
@@ -449,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
     parser.add_argument(
         "--schedule",
-        choices=("warmup_cosine", "onecycle", "step", "cosine", "constant"),
+        choices=(*SCHEDULES, *SCHEDULE_ALIASES),
         help="learning-rate schedule (onecycle: the old name of warmup_cosine)",
     )
     parser.add_argument("--warmup-epochs", type=float)

@@ -43,6 +43,7 @@ from .runtime import (  # noqa: F401 (use_bf16 and autocast: public here too)
     Processes,
     autocast,
     compile_unsupported,
+    is_positive_int,
     pick_device,
     processes,
     same_buffers_everywhere,
@@ -126,7 +127,7 @@ class TrainConfig:
             raise ValueError(f"random_erasing is a probability in [0, 1]; got {self.random_erasing}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1; got {self.epochs}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not is_positive_int(self.batch_size):
             raise ValueError(f"batch_size must be a positive integer (the paper's is 128); got {self.batch_size!r}")
         if not self.lr > 0:  # also catches NaN
             raise ValueError(f"lr must be > 0 (it is the peak learning rate; the paper's is 0.1); got {self.lr}")
@@ -141,7 +142,7 @@ class TrainConfig:
         for name in ("tta_flip", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
-        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 1:
+        if not is_positive_int(self.eval_every):
             raise ValueError(f"eval_every must be a positive integer (1 = every epoch); got {self.eval_every!r}")
 
 
@@ -334,32 +335,21 @@ def train(
             "(each process then normalises its own batch of batch_size images)."
         )
     with torch_threads(threads) as used:
-        return _train(model, splits, config, progress, device, used, group, sync_bn, checkpoint_path, description)
+        run = _set_up(model, splits, config, device, used, group, sync_bn, checkpoint_path, description, progress)
+        return _train(run)
 
 
-def _train(
-    model: nn.Module,
-    splits: Splits,
-    config: TrainConfig,
-    progress: bool,
-    device: torch.device,
-    threads: int,
-    group: Processes,
-    sync_bn: bool,
-    checkpoint_path: str | Path | None,
-    description: str,
-) -> History:
-    """The training loop itself (see ``train``), in four phases: set up, then per epoch one pass of SGD over the
-    training images and the end of the epoch (evaluate, keep the best, checkpoint), then finish."""
-    run = _set_up(model, splits, config, device, threads, group, sync_bn, checkpoint_path, description, progress)
+def _train(run: _Run) -> History:
+    """The training loop itself (see ``train``), once ``_set_up`` has made the ``run``: per epoch one pass of SGD
+    over the training images, then the end of the epoch (evaluate, keep the best, checkpoint); then ``_finish``."""
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(1, run.config.epochs + 1):
             started = time.perf_counter()
             loss_sum, wrong, seen, lr = _train_one_epoch(run)
             _end_of_epoch(run, epoch, loss_sum, wrong, seen, lr, started)
     except KeyboardInterrupt:
         run.history.interrupted = True
-        if group.is_main:
+        if run.group.is_main:
             print(f"Interrupted: returning the history of {len(run.history.epoch)} complete epochs.", file=sys.stderr)
     finally:
         run.bar.close()
@@ -453,7 +443,7 @@ def _compiled(net: nn.Module, config: TrainConfig, device: torch.device) -> tupl
         return net, False
     why_not = compile_unsupported(device)
     if why_not:
-        warnings.warn(f"compile=True: {why_not}; training without it.", stacklevel=5)  # the caller of ``train``
+        warnings.warn(f"compile=True: {why_not}; training without it.", stacklevel=4)  # the caller of ``train``
         return net, False
     return torch.compile(
         net, dynamic=False
