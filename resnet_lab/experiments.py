@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from . import data, reference, runtime
+from . import data, reference, runtime, weights
 from .family_experiment import FAMILY_DATASET, family_config, format_family, run_family
 from .models import cifar_resnet
 from .run_records import (  # noqa: F401 (RUNS_DIR, SCHEMA, environment, format_seed_epochs, dataset_line: public here too)
@@ -177,8 +177,6 @@ def _save_net_weights(
     model: torch.nn.Module, name: str, record: dict[str, Any], root: Path, save_as: str | None
 ) -> None:
     """Write one trained net's fp16 weights with its provenance (see ``weights``)."""
-    from . import weights  # here, not at the top: experiments stays importable if weights changes
-
     final = record["nets"][name]["final"]
     weights.save_half(
         model, weights.weights_path(name, record["seed"], root), net=name, seed=record["seed"],
