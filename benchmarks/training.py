@@ -22,6 +22,13 @@ Throughput (images/s of training; the engine's per-epoch evaluation is kept to 1
     Compile seconds (the steps that compiled, ``History.compile_seconds``) are listed too.
 Every repeat is printed as it finishes; the tables give the median, the quartiles and the range.
 
+Efficiency on any CPU: before and after the variants (and between repeats) the script times the machine's own
+3x3 convolution (64 -> 64 channels, 28x28, batch 128, forward + backward, channels_last) in each precision, with
+the same threads, and counts with ``torch.utils.flop_counter`` what one training image costs ResNet-``depth``
+(forward + backward). Each variant's row then shows its **fraction of that convolution rate**: images/s x
+FLOP per image / the convolution's FLOP/s, at the variant's precision (fp32 for the naive loop). Seconds differ
+from CPU to CPU; this fraction says how close the engine runs to what the CPU does on the net's main operation.
+
 --time-to-accuracy trains ResNet-20 on the shipped subset (9,000 train / 1,000 validation images; or
 --data full) with the recipe given as TrainConfig fields (--set key=value ...; the rest as TrainConfig's
 defaults, test_every_epoch=False), once per --seeds (the seed of the initial weights and of
@@ -111,6 +118,61 @@ def engine_images_per_second(splits: data.Splits, depth: int, **config: object) 
     return len(splits.train) / engine_history(splits, depth, **config).seconds[-1]
 
 
+CONV_SHAPE = (128, 64, 28, 28)  # (N, C, H, W) of the reference convolution: a ResNet-20 layer1 conv at batch 128
+
+
+def _conv_step(x: torch.Tensor, w: torch.Tensor, precision: str) -> None:
+    """One forward + backward of a 3x3 convolution (stride 1, padding 1), in bf16 autocast if asked."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out = F.conv2d(x, w, padding=1)
+    out.float().sum().backward()
+
+
+def conv_flops(precision: str = "fp32") -> int:
+    """FLOPs of one ``_conv_step`` on CONV_SHAPE, counted by torch.utils.flop_counter (forward + backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(CONV_SHAPE, requires_grad=True)
+    w = torch.randn(CONV_SHAPE[1], CONV_SHAPE[1], 3, 3, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        _conv_step(x, w, precision)
+    return counter.get_total_flops()
+
+
+def conv_rate(precision: str, steps: int = 10) -> float:
+    """GFLOP/s of the reference 3x3 convolution (forward + backward, channels_last), median of ``steps``
+    timed steps after two untimed ones, in this process with its threads."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(CONV_SHAPE, generator=generator).to(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(CONV_SHAPE[1], CONV_SHAPE[1], 3, 3, generator=generator).mul_(0.05)
+    w = w.to(memory_format=torch.channels_last).requires_grad_()
+    times = []
+    for step in range(steps + 2):
+        x.grad = w.grad = None
+        started = time.perf_counter()
+        _conv_step(x, w, precision)
+        if step >= 2:
+            times.append(time.perf_counter() - started)
+    return conv_flops(precision) / statistics.median(times) / 1e9
+
+
+def train_flops_per_image(depth: int = 20) -> float:
+    """FLOPs of one training image for ResNet-``depth`` on 1x28x28 (forward + backward, batch 8, counted by
+    torch.utils.flop_counter; the optimizer step and BN's elementwise work are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = cifar_resnet(depth, in_channels=1)
+    x = torch.randn(8, 1, 28, 28)
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), torch.zeros(8, dtype=torch.long)).backward()
+    return counter.get_total_flops() / 8
+
+
+def variant_precision(name: str) -> str:
+    """The precision a variant's row is compared at: bf16 for the bf16 variants, else fp32."""
+    return "bf16" if "bf16" in name else "fp32"
+
+
 def precisions_here() -> list[str]:
     """fp32, and bf16 where the CPU does it natively (where precision="auto" picks it)."""
     return ["fp32", "bf16"] if training.use_bf16("auto", CPU) else ["fp32"]
@@ -196,12 +258,21 @@ def throughput(args: argparse.Namespace) -> None:
           f"unless named; {args.images} images per timed epoch, {args.repeats} repeats"
           + (f" ({args.compile_repeats} with torch.compile)" if precisions else ""), flush=True)  # fmt: skip
     speeds: dict[str, list[float]] = {name: [] for name in variants}
+    rates: dict[str, list[float]] = {p: [] for p in precisions_here()}
+
+    def time_convolutions() -> None:
+        for precision in rates:
+            rates[precision].append(conv_rate(precision))
+        print("  3x3 conv rate (GFLOP/s): " + ", ".join(f"{p} {r[-1]:.1f}" for p, r in rates.items()), flush=True)
+
     for run in variants.values():
         run(warmup)
+    time_convolutions()
     for repeat in range(1, args.repeats + 1):
         for name, run in variants.items():
             speeds[name].append(run(splits))
             print(f"  repeat {repeat}/{args.repeats}  {name:<58} {speeds[name][-1]:7.1f} images/s", flush=True)
+        time_convolutions()
     compile_seconds: dict[str, list[float]] = {}
     for precision in precisions:
         label = f"engine {precision} + torch.compile"
@@ -235,6 +306,19 @@ def throughput(args: argparse.Namespace) -> None:
     print("\ntraining images per second:")
     naive = next((n for n in speeds if n.startswith("naive")), None)
     print_table(speeds, baseline=naive)
+    flops = train_flops_per_image(args.depth)
+    conv = {p: statistics.median(r) for p, r in rates.items()}
+    print(f"\nefficiency: ResNet-{args.depth} costs {flops / 1e6:.1f} MFLOP per training image (forward + backward); "
+          "the 3x3 conv ran at " + ", ".join(f"{p} {v:.1f} GFLOP/s (median of {len(rates[p])}, range "
+          f"{min(rates[p]):.1f}-{max(rates[p]):.1f})" for p, v in conv.items()))  # fmt: skip
+    width = max(len(name) for name in speeds)
+    print(f"{'variant':<{width}} {'GFLOP/s':>8} {'fraction of the conv rate':>26}")
+    for name, values in speeds.items():
+        precision = variant_precision(name)
+        if precision not in conv:
+            continue
+        achieved = statistics.median(values) * flops / 1e9
+        print(f"{name:<{width}} {achieved:8.1f} {achieved / conv[precision]:>21.0%} ({precision})")
     if compile_seconds:
         print("\nseconds of the steps that compiled (History.compile_seconds):")
         print_table(compile_seconds)
