@@ -258,13 +258,13 @@ def format_scale_table(findings: dict[str, Any]) -> str:
     """
     seeds = list(findings["per_seed"])
     lines = [
-        f"{'net':<20}"
+        f"{'net':<22}"
         + "".join(f"{'seed ' + s:>9}" for s in seeds)
         + f"{'mean [min-max]':>22}   closes gap in / helps in"
     ]
     for net in BASELINES:
         values = [findings["per_seed"][s]["baseline"][net] for s in seeds]
-        lines.append(f"{net:<20}" + "".join(f"{v:>9.2f}" for v in values) + f"{_mean_range(values):>22}")
+        lines.append(f"{net:<22}" + "".join(f"{v:>9.2f}" for v in values) + f"{_mean_range(values):>22}")
     for arm, summary in findings["arms"].items():
         cells, values = "", []
         for s in seeds:
@@ -275,7 +275,7 @@ def format_scale_table(findings: dict[str, Any]) -> str:
                 values.append(value)
         closes, helps = (",".join(summary[k]["holds_in_seeds"]) or "none" for k in ("closes_gap", "helps"))
         seeds_text = f"   {closes} / {helps}"
-        lines.append(f"{NET_NAMES[arm]:<20}" + cells + f"{_mean_range(values):>22}" + seeds_text)
+        lines.append(f"{NET_NAMES[arm]:<22}" + cells + f"{_mean_range(values):>22}" + seeds_text)
     return "\n".join(lines)
 
 
