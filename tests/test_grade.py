@@ -176,8 +176,8 @@ def test_cheats_are_never_graded_passed(graded):
         # the answer cell itself patches torch's comparisons: from then on nothing is graded
         "tampering": ("passed", "tampered", "tampered"),
         "reference": ("reference used", "reference used", "reference used"),
-        # plain_switch subclasses the wrapper, which has no bn2 of its own
-        "wrapper": ("reference used", "reference used", "failed"),
+        # plain_switch subclasses the wrapper (whose code names resnet_lab's BasicBlock): read by the grader
+        "wrapper": ("reference used", "reference used", "reference used"),
     }
     assert all(
         float(rows[(s, e)]["score"]) == 0.0 for s in CHEATS for e in EXERCISES if rows[(s, e)]["status"] != "passed"

@@ -62,7 +62,10 @@ def _reloaded_copy(tmp_path):
     [
         (lambda tmp: _replace(checks.CHECKERS, "basic_block", _agree), "resnet_lab.checks.CHECKERS was replaced"),
         (lambda tmp: _replace(checks, "basic_block", _agree), "resnet_lab.checks.basic_block was replaced"),
-        (lambda tmp: _replace(answer_process, "check", _agree), "resnet_lab.grade.answer_process.check was replaced"),
+        (
+            lambda tmp: _replace(answer_process, "serve_exercise", _agree),
+            "resnet_lab.grade.answer_process.serve_exercise was replaced",
+        ),
         (lambda tmp: _replace(torch, "allclose", _agree), "torch.allclose was replaced"),
         (lambda tmp: _replace(engine, "ATOL", 1e9), "resnet_lab.checks.engine.ATOL was replaced"),
         (lambda tmp: _replace(torch.testing, "assert_close", _agree), "torch.testing.assert_close was replaced"),

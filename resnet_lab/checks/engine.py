@@ -79,7 +79,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _student_line(exc: BaseException) -> str:
-    """`` (at `code`)`` for the innermost frame of the student's own code, if there is one."""
+    """`` (at `code`)`` for the innermost frame of the student's own code, if there is one.
+
+    For an exception the grader's judge raises on behalf of the student's code (which ran in another
+    process; see resnet_lab.grade.remote), the line found there."""
+    remote = getattr(exc, "_resnet_lab_student_line", None)
+    if isinstance(remote, str):
+        return remote
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         path = os.path.abspath(frame.filename)
         if path.startswith(_TORCH_DIR) or path.startswith(_PACKAGE_DIR):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import secrets
 import tempfile
@@ -24,9 +25,11 @@ import time
 from typing import Any
 
 from ..notebook_cells import cell_source, parse_cell
+from . import static
 from .worker import NOTEBOOK_FAILED, TIMED_OUT, Limits, _env
 
 ERROR = "error"
+PASSED, FAILED, REFERENCE_USED, NEEDS_REVIEW = "passed", "failed", "reference used", "needs review"
 _DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _STARTUP_SECONDS = 600.0  # wall clock for a fork to report its first event: only a broken machine exceeds it
 _context: Any = None
@@ -82,20 +85,29 @@ def _server() -> Any:
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["resnet_lab.grade.answer_process"])
+        _context.set_forkserver_preload(["resnet_lab.grade.answer_process", "resnet_lab.grade.judge"])
     return _context
 
 
 def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
     """One answer process: outcomes by exercise, and the failure that stopped it early (or None)."""
-    from . import answer_process
+    from . import answer_process, judge
 
     ctx = _server()
     token = secrets.token_hex(16)
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=answer_process.main, args=(job, sender, token), daemon=True)
+    verdicts, judge_end = ctx.Pipe(duplex=False)
+    answer_end, judge_link = ctx.Pipe(duplex=True)
+    # the answer process never gets the hidden configurations (only the arguments the judge's checker
+    # passes to the student's code); the judge never gets the student's code
+    answering = {**job, "exercises": [{k: v for k, v in s.items() if k != "hidden"} for s in job["exercises"]]}
+    proc = ctx.Process(target=answer_process.main, args=(answering, sender, token, answer_end), daemon=True)
     proc.start()
-    sender.close()
+    judging = {k: v for k, v in job.items() if k != "cells"}
+    judge_proc = ctx.Process(target=judge.main, args=(judging, judge_link, judge_end), daemon=True)
+    judge_proc.start()
+    for end in (sender, answer_end, judge_link, judge_end):
+        end.close()
     outcomes: dict[str, dict[str, Any]] = {}
     current: str | None = None
     cell: int | None = None
@@ -103,7 +115,30 @@ def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, A
     failure: dict[str, Any] | None = None
     try:
         while True:
-            if receiver.poll(0.2):
+            multiprocessing.connection.wait([receiver, verdicts], timeout=0.2)
+            if verdicts.poll(0):
+                try:
+                    verdict = verdicts.recv()
+                except (EOFError, OSError):
+                    verdict = {"crash": "the judge stopped"}
+                if "outcome" in verdict:
+                    outcomes[verdict["outcome"]["exercise"]] = verdict["outcome"]
+                    current = None
+                    if len(outcomes) == len(job["exercises"]):
+                        break
+                    continue
+                if "gone" in verdict:
+                    failure = _died(current, cell, proc)
+                    break
+                failure = {
+                    "exercise": current,
+                    "cell": cell,
+                    "status": ERROR,
+                    "detail": "the grader could not check it: "
+                    + (str(verdict.get("crash", "")).strip().splitlines() or [""])[-1],
+                }
+                break
+            if receiver.poll(0):
                 try:
                     raw = receiver.recv_bytes().decode(errors="replace")
                 except (EOFError, OSError):
@@ -121,11 +156,6 @@ def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, A
                     cell = event["cell"]
                 elif "cell_done" in event:
                     cell = None
-                elif "outcome" in event:
-                    outcomes[event["outcome"]["exercise"]] = event["outcome"]
-                    current = None
-                    if len(outcomes) == len(job["exercises"]):
-                        break
                 elif "crash" in event:
                     failure = {
                         "exercise": current,
@@ -163,10 +193,12 @@ def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, A
                 }
                 break
     finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(10)
+        for process in (proc, judge_proc):
+            if process.is_alive():
+                process.kill()
+            process.join(10)
         receiver.close()
+        verdicts.close()
     return outcomes, failure
 
 
@@ -219,4 +251,12 @@ def check_answers(
             specs = [s for s in specs if s["exercise"] not in outcomes]
             if failure["cell"] is not None:
                 skip.append(failure["cell"])
+    for exercise, (status, detail) in static.review(cells, plans).items():
+        outcome = outcomes.get(exercise)
+        if outcome is None:
+            continue
+        if status == REFERENCE_USED and outcome["status"] in (PASSED, FAILED):
+            outcome.update(status=status, detail=detail)
+        elif status == NEEDS_REVIEW and outcome["status"] == PASSED:
+            outcome.update(status=status, detail=detail)
     return outcomes

@@ -24,6 +24,7 @@ _EXPLAIN = {
     "notebook failed": "the notebook could not be run to this point",
     "tampered": "the notebook changed the course's or torch's code, so this was not graded",
     "reference used": "the answer uses the course's finished version instead of your own code",
+    "needs review": "the answer uses code an exercise does not need, so your teacher will read it before grading",
 }
 
 

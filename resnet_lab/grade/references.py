@@ -135,3 +135,13 @@ class Watch:
 
     def __exit__(self, *exc: object) -> None:
         self.used = sorted(k.split(":")[1] for k in _calls & self.keys)
+
+
+def clear() -> None:
+    """Forget the calls recorded so far (before an exercise's answer is served)."""
+    _calls.clear()
+
+
+def used(exercise: str) -> list[str]:
+    """The exercise's references that the student's code called since :func:`clear`."""
+    return sorted(k.split(":")[1] for k in _calls & set(REFERENCES.get(exercise, ())))

@@ -34,6 +34,7 @@ STATUSES = [
     "notebook failed",
     "tampered",
     "reference used",
+    "needs review",
 ]
 _COLOURS = {  # Okabe-Ito, colour-blind safe
     "passed": "#009E73",
@@ -45,6 +46,7 @@ _COLOURS = {  # Okabe-Ito, colour-blind safe
     "notebook failed": "#000000",
     "tampered": "#0072B2",
     "reference used": "#F0E442",
+    "needs review": "#882255",
 }
 
 

@@ -1,0 +1,183 @@
+"""Reading an answer's code, in the grader's process, before anything of it runs: is it the student's own?
+
+The answer process reports the package's reference when it sees it (:mod:`resnet_lab.grade.references`),
+but that process runs the student's code, which may blind it. This module needs nothing from there: it
+parses the cells an exercise's answer runs (its exercise cell whole, and the definitions of earlier cells
+that the answer reaches by name) and reports
+
+* ``reference used`` when that code names the exercise's reference (``resnet_lab.BasicBlock``, an alias
+  ``from resnet_lab import BasicBlock as B``, a base class ``class MyBlock(BasicBlock)``, the reference
+  reached through any imported module such as ``checks.blocks.BasicBlock``), whatever it does with it;
+* ``needs review`` when it uses code that can reach anything without naming it: ``__import__``,
+  ``importlib``, ``exec``/``eval``/``compile``, ``globals()``, ``sys``/``os``/``gc``/``inspect``, a
+  ``getattr``/``setattr`` with a computed name on anything but ``self``, dunder attributes such as
+  ``__dict__`` or ``__globals__``, ``open``; or changes an attribute of an imported module (``torch.allclose
+  = ...``). Honest answers to the course's exercises need none of these, so such an answer goes to the
+  teacher instead of being graded ``passed``.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from ..notebook_cells import parse_cell
+
+_DYNAMIC_CALLS = {"__import__", "exec", "eval", "compile", "globals", "locals", "vars", "open", "breakpoint"}
+_DYNAMIC_MODULES = {
+    "importlib", "sys", "os", "gc", "ctypes", "inspect", "subprocess", "builtins", "pickle", "marshal",
+    "types", "socket", "pathlib", "shutil", "multiprocessing", "threading", "signal", "runpy", "code",
+}  # fmt: skip
+_DYNAMIC_ATTRS = {
+    "__dict__", "__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__", "__import__",
+    "__loader__", "__spec__", "__getattribute__", "__reduce__", "__reduce_ex__", "__bases__", "__mro__",
+    "f_back", "f_globals", "f_locals", "f_builtins", "gi_frame", "tb_frame", "__self__", "__func__",
+}  # fmt: skip
+_ATTR_FUNCTIONS = {"getattr", "setattr", "delattr", "hasattr"}
+
+
+def reference_names(exercise: str) -> set[str]:
+    from .references import REFERENCES
+
+    return {key.split(":")[1] for key in REFERENCES.get(exercise, ())}
+
+
+def _root(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _dotted(node: ast.AST) -> str:
+    try:
+        return ast.unparse(node)
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+class _Reader:
+    def __init__(self, exercise: str) -> None:
+        self.names = reference_names(exercise)
+        self.imported: dict[str, str] = {}  # local name -> what it was imported as ("resnet_lab:BasicBlock")
+        self.references: list[str] = []
+        self.dynamic: list[str] = []
+        self.patches: list[str] = []  # attributes of imported modules the answer changes (listed last)
+        self.built: set[str] = set()  # names bound to what a call returned (objects the answer built itself)
+
+    def note_names(self, tree: ast.AST) -> None:
+        """Names bound to a call's result (``net = copy.deepcopy(model)``) are the answer's own objects;
+        names bound to an imported name or its attribute (``m = resnet_lab``) are aliases of it."""
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                name, value = node.targets[0].id, node.value
+                if isinstance(value, ast.Call):
+                    self.built.add(name)
+                elif isinstance(value, (ast.Name, ast.Attribute)) and _root(value) in self.imported:
+                    base = self.imported[_root(value)]
+                    self.imported[name] = base if isinstance(value, ast.Name) else f"{base}.{_dotted(value)}"
+
+    def note_imports(self, tree: ast.AST) -> None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    self.imported[alias.asname or alias.name.split(".")[0]] = alias.name
+            elif isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    self.imported[alias.asname or alias.name] = f"{node.module or ''}:{alias.name}"
+
+    def read(self, tree: ast.AST, where: str) -> None:
+        for node in ast.walk(tree):
+            line = f"{where}, line {getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                origin = self.imported.get(node.id, "")
+                if origin.startswith("resnet_lab") and origin.rpartition(":")[2] in self.names:
+                    self.references.append(f"{node.id} (resnet_lab's {origin.rpartition(':')[2]}; {line})")
+                if node.id in _DYNAMIC_CALLS or node.id in _DYNAMIC_MODULES and node.id in self.imported:
+                    self.dynamic.append(f"{node.id} ({line})")
+            elif isinstance(node, ast.Attribute):
+                root = _root(node)
+                if node.attr in self.names and root is not None and root in self.imported:
+                    self.references.append(f"{_dotted(node)} ({line})")
+                if node.attr in _DYNAMIC_ATTRS:
+                    self.dynamic.append(f"{_dotted(node)} ({line})")
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                if any(m.split(".")[0] in _DYNAMIC_MODULES for m in modules):
+                    self.dynamic.append(f"import {', '.join(modules)} ({line})")
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("resnet_lab"):
+                    for alias in node.names:
+                        if alias.name in self.names:
+                            self.references.append(f"from {node.module} import {alias.name} ({line})")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _ATTR_FUNCTIONS:
+                target = node.args[0] if node.args else None
+                name = node.args[1] if len(node.args) > 1 else None
+                computed = not (isinstance(name, ast.Constant) and isinstance(name.value, str))
+                own = _root(target) in ("self", "cls") or _root(target) in self.built
+                if (computed and not own) or (target is not None and _root(target) in self.imported):
+                    self.dynamic.append(f"{_dotted(node)} ({line})")
+                if isinstance(name, ast.Constant) and name.value in self.names and _root(target) in self.imported:
+                    self.references.append(f"{_dotted(node)} ({line})")
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+                targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+                for target in targets:
+                    if isinstance(target, (ast.Attribute, ast.Subscript)) and _root(target) in self.imported:
+                        self.patches.append(f"assigns {_dotted(target)} ({line})")
+
+
+def _top_level(tree: ast.Module) -> dict[str, ast.AST]:
+    return {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def review(cells: list[dict[str, Any]], plans: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """``{exercise: (status, detail)}`` for the answers that are not plainly the student's own code.
+
+    ``cells``: the cells the answer process runs (``answers.answer_cells``: index and source);
+    ``plans``: the exercises (``exercise`` and ``cell``, the index of the exercise cell).
+    """
+    parsed = [(c["index"], parse_cell(c["source"])) for c in cells]
+    found: dict[str, tuple[str, str]] = {}
+    for plan in plans:
+        cell = plan.get("cell")
+        if cell is None:
+            continue
+        reader = _Reader(plan["exercise"])
+        earlier: dict[str, tuple[int, ast.AST]] = {}
+        own: ast.Module | None = None
+        for index, tree in parsed:
+            if tree is None or index > cell:
+                continue
+            reader.note_imports(tree)
+            if index == cell:
+                own = tree
+            else:
+                earlier.update({name: (index, node) for name, node in _top_level(tree).items()})
+        if own is None:
+            continue
+        for name in _top_level(own):  # the student's own definitions shadow imported names
+            reader.imported.pop(name, None)
+        reader.note_names(own)
+        reader.read(own, f"cell {cell}")
+        done: set[str] = set(_top_level(own))
+        todo = [own]
+        while todo:  # definitions of earlier cells that the answer reaches by name, and theirs
+            tree = todo.pop()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and node.id in earlier and node.id not in done:
+                    done.add(node.id)
+                    index, definition = earlier[node.id]
+                    reader.note_names(definition)
+                    reader.read(definition, f"cell {index}")
+                    todo.append(definition)
+        if reader.references:
+            found[plan["exercise"]] = (
+                "reference used",
+                "the answer's code names the reference it is checked against: " + "; ".join(reader.references[:3]),
+            )
+        elif reader.dynamic or reader.patches:
+            found[plan["exercise"]] = (
+                "needs review",
+                "the answer's code uses what an exercise does not need (it can reach the grader's tools "
+                "without naming them), so a teacher should read it: "
+                + "; ".join((reader.dynamic + reader.patches)[:6]),
+            )
+    return found

@@ -1,0 +1,200 @@
+"""The judge decides every verdict: cheats aimed at the answer process, and what the judge keeps of a checker.
+
+Without a kernel: each test builds a small notebook and grades it with ``answers.check_answers`` (one
+answer process and one judge per notebook, forked from the fork server; 1-3 CPU seconds each).
+
+* Cheats that blind the answer process's own detectors (tamper snapshot, reference watch) and forge what
+  it sends the judge are never ``passed``: the judge's comparison fails them, or the grader's reading of
+  the code (:mod:`resnet_lab.grade.static`) reports the reference or sends the answer to the teacher.
+* A checker run by the judge on a stand-in of the student's code says what it says in one process:
+  the classic mistakes get the same status, counts and message (hint included) as the checker run in
+  this process on the same code.
+* The answer process never holds the hidden configurations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+
+from resnet_lab import checks
+from resnet_lab.checks import engine, exercises
+from resnet_lab.grade import answers, judge, static
+from resnet_lab.grade.worker import Limits
+
+IMPORTS = (
+    "import copy\nimport math\nimport torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
+    "import resnet_lab\nfrom resnet_lab import checks, cifar_resnet\n"
+)
+LIMITS = Limits(check_seconds=60)
+
+# Blind the answer process: no tamper report, no reference watch, and the checkers there agree with anything.
+BLIND = """
+import resnet_lab.grade.tamper as _tamper, resnet_lab.grade.references as _refs, resnet_lab.checks.engine as _engine
+_tamper.changes = lambda *a, **k: []
+_refs.used = lambda *a, **k: []
+_refs.static_match = lambda *a, **k: None
+_engine.compare = lambda *a, **k: None
+_engine.close = lambda *a, **k: True
+checks.CHECKERS["basic_block"] = lambda *a, **k: None
+torch.allclose = torch.equal = lambda *a, **k: True
+"""
+
+# Every parameter of the reference block, and a forward without the shortcut.
+WRONG_BLOCK = """
+class MyBasicBlock(nn.Module):
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.downsample = None
+        if stride != 1 or in_channels != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+"""
+
+# The answer process's forward replaced: whatever the block computes, the judge is sent zeros.
+FORGE_ZEROS = """
+import resnet_lab.grade.serve as _serve
+def _forward(self, request):
+    x = request["args"][0]
+    return {"result": torch.zeros(x.shape[0], self.objects[request["handle"]].conv1.out_channels,
+                                  *[(s - 1) // self.objects[request["handle"]].conv1.stride[0] + 1 for s in x.shape[2:]]),
+            "state": {}, "trace": [], "args_after": []}
+_serve.Server.forward = _forward
+"""
+
+# The smartest forge: the answer process's forward answers with the reference's output on the judge's weights.
+FORGE_WITH = """
+import resnet_lab.grade.serve as _serve
+_real_forward = _serve.Server.forward
+def _forward(self, request):
+    reply = _real_forward(self, request)
+    block = self.objects[request["handle"]]
+    ref = {reference}(block.conv1.in_channels, block.conv1.out_channels, block.conv1.stride[0])
+    ref.load_state_dict(block.state_dict())
+    ref.eval()
+    with torch.no_grad():
+        reply["result"] = ref(request["args"][0])
+    return reply
+_serve.Server.forward = _forward
+"""
+NAMED = "resnet_lab.blocks.BasicBlock"
+HIDDEN = 'getattr(__import__("resnet_lab.blocks", fromlist=["x"]), "Basic" + "Block")'
+
+# The brief's example: the block's forward builds the reference and returns its outputs (the watch is blinded).
+REFERENCE_INSIDE = """
+class MyBasicBlock(nn.Module):
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__()
+        self.inner = resnet_lab.BasicBlock(in_channels, planes, stride)
+
+    def forward(self, x):
+        return self.inner(x)
+"""
+
+REFERENCE_VIA_CHECKS = "MyBasicBlock = checks.blocks.BasicBlock\n"
+
+
+def _grade(*cells: str, exercise: str = "basic_block", lookup: str = "MyBasicBlock", hidden=None) -> dict:
+    nb = {"cells": [{"cell_type": "code", "source": IMPORTS}, *({"cell_type": "code", "source": c} for c in cells)]}
+    plans = [{"exercise": exercise, "lookup": lookup, "cell": len(cells)}]
+    return answers.check_answers(nb, plans, hidden or {}, LIMITS)[exercise]
+
+
+@pytest.mark.parametrize(
+    "cells, status, said",
+    [
+        ((BLIND + WRONG_BLOCK,), "failed", "outputs differ"),
+        ((BLIND + WRONG_BLOCK + FORGE_ZEROS,), "failed", "outputs differ"),
+        ((BLIND + WRONG_BLOCK + FORGE_WITH.format(reference=NAMED),), "reference used", "resnet_lab.blocks.BasicBlock"),
+        ((BLIND + WRONG_BLOCK + FORGE_WITH.format(reference=HIDDEN),), "needs review", "__import__"),
+        ((BLIND + REFERENCE_INSIDE,), "reference used", "resnet_lab.BasicBlock"),
+        ((REFERENCE_VIA_CHECKS,), "reference used", ""),
+    ],
+    ids=["blinded", "forged-zeros", "forged-with-reference", "forged-hidden-reference", "inside-forward", "via-checks"],
+)
+def test_cheats_on_the_answer_process_are_never_passed(cells, status, said):
+    outcome = _grade(*cells)
+    assert outcome["status"] == status, outcome
+    assert said in outcome["detail"]
+
+
+def test_without_reading_the_code_the_forge_with_the_reference_would_pass(monkeypatch):
+    """Why the grader reads the answer's code: evidence can be forged only by computing the right outputs,
+    and the forge above gets them from the package's reference. Without the static reading it passes."""
+    monkeypatch.setattr(static, "review", lambda cells, plans: {})
+    assert _grade(BLIND + WRONG_BLOCK + FORGE_WITH.format(reference=HIDDEN))["status"] == "passed"
+
+
+def test_the_answer_process_never_holds_the_hidden_configurations(tmp_path):
+    spy = tmp_path / "spy.txt"
+    look = f"""
+import gc
+_found = [repr(o)[:3000] for o in gc.get_objects() if isinstance(o, dict) and "exercise" in o]
+_found += [repr(o) for o in gc.get_objects() if isinstance(o, (list, tuple)) and len(o) == 3 and 24 in o]
+open({str(spy)!r}, "w").write("\\n".join(_found))
+"""
+    outcome = _grade(exercises.find("basic_block").source + look, hidden={"basic_block": [[24, 48, 2]]})
+    found = spy.read_text(encoding="utf-8")
+    assert "'lookup': 'MyBasicBlock'" in found  # the spy did find the job's exercise specs
+    assert "24, 48" not in found and "'hidden'" not in found
+    assert outcome["hidden_total"] == 1 and outcome["hidden_passed"] == 1  # the judge did check it
+    assert outcome["status"] == "needs review"  # gc, open: a teacher reads it
+
+
+def _mutated(exercise: str, old: str, new: str) -> str:
+    source = exercises.find(exercise).source
+    assert old in source, (exercise, old)
+    return source.replace(old, new, 1)
+
+
+MISTAKES = [
+    ("basic_block", "out = self.bn2(self.conv2(out))", "out = self.relu(self.bn2(self.conv2(out)))"),
+    ("basic_block", "identity = x if", "x.relu_()\n        identity = x if"),
+    ("bottleneck", "out = self.bn3(self.conv3(out))", "out = self.relu(self.bn3(self.conv3(out)))"),
+    ("classifier_head", "torch.flatten(self.avgpool(x), 1)", "self.avgpool(x).squeeze()"),
+    ("conv_output_size", "stride: int = 1, padding: int = 0", "stride: int = 1"),
+    ("conv_output_size", "// stride + 1", "// stride"),
+    ("train_step", "    optimizer.zero_grad()\n", ""),
+    ("grad_cam", "handle.remove()", "pass"),
+    ("grad_cam", "model.train(was_training)", "pass"),
+    ("crop_flip", "crop.flip(-1) if flip[i] else crop", "crop"),
+    ("filter_normalize", "torch.zeros_like(d)", "d"),
+    ("plain_twin", "twin.load_state_dict(resnet.state_dict())", "pass"),
+    ("warmup_cosine", "0.1 + 0.9 * step / warmup_steps", "step / warmup_steps"),
+]
+
+
+def _local(exercise: str, source: str) -> dict:
+    namespace: dict = {}
+    exec(IMPORTS + source, namespace)  # noqa: S102 - the lessons' own code, mutated
+    obj = namespace[exercises.find(exercise).target]
+    with contextlib.redirect_stdout(io.StringIO()):
+        passed, total, error = judge._run(checks.CHECKERS[exercise], obj, [{}])
+    return {"checks_passed": passed, "checks_total": total, "detail": judge.summary(error) if error else ""}
+
+
+@pytest.mark.parametrize("exercise, old, new", MISTAKES, ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
+def test_the_judge_says_what_the_checker_says_in_one_process(exercise, old, new):
+    source = _mutated(exercise, old, new)
+    remote = _grade(source, exercise=exercise, lookup=exercises.find(exercise).target)
+    local = _local(exercise, source)
+    assert remote["status"] == "failed"
+    assert {k: remote[k] for k in local} == local
+
+
+def test_a_function_that_changes_the_model_it_was_given_fails():
+    """A structural change made in the answer process cannot be copied back: the judge fails the call
+    (with its own message instead of the checker's hint)."""
+    source = _mutated("lesion_block", "lesioned = copy.deepcopy(model)", "lesioned = model")
+    outcome = _grade(source, exercise="lesion_block", lookup="delete_block")
+    assert outcome["status"] == "failed"
+    assert engine.HINT_NOT_DONE not in outcome["detail"]
