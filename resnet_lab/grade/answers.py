@@ -101,6 +101,7 @@ def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, A
     # the answer process never gets the hidden configurations (only the arguments the judge's checker
     # passes to the student's code); the judge never gets the student's code
     answering = {**job, "exercises": [{k: v for k, v in s.items() if k != "hidden"} for s in job["exercises"]]}
+    answering.pop("seed", None)
     proc = ctx.Process(target=answer_process.main, args=(answering, sender, token, answer_end), daemon=True)
     proc.start()
     judging = {k: v for k, v in job.items() if k != "cells"}
@@ -214,9 +215,16 @@ def _died(current: str | None, cell: int | None, proc: Any) -> dict[str, Any]:
 
 
 def check_answers(
-    nb: dict[str, Any], plans: list[dict[str, Any]], hidden: dict[str, list[Any]], limits: Limits
+    nb: dict[str, Any],
+    plans: list[dict[str, Any]],
+    hidden: dict[str, list[Any]],
+    limits: Limits,
+    seed: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Outcomes of the exercises in ``plans`` (each with ``exercise``, ``lookup``, ``cell``, ``kwargs``)."""
+    """Outcomes of the exercises in ``plans`` (each with ``exercise``, ``lookup``, ``cell``, ``kwargs``).
+
+    ``seed``: for the judge's batch-norm statistics (see :func:`resnet_lab.grade.judge.main`); by default
+    the judge draws one that nobody knows in advance."""
     specs = sorted(
         (
             {
@@ -235,7 +243,14 @@ def check_answers(
     skip: list[int] = []
     with tempfile.TemporaryDirectory(prefix="resnet-lab-answer-") as cwd:
         while specs:
-            job = {"cells": cells, "exercises": specs, "skip_cells": skip, "cwd": cwd, "env": _env(limits.fast)}
+            job = {
+                "cells": cells,
+                "exercises": specs,
+                "skip_cells": skip,
+                "cwd": cwd,
+                "env": _env(limits.fast),
+                "seed": seed,
+            }
             found, failure = _attempt(job, limits)
             outcomes.update(found)
             specs = [s for s in specs if s["exercise"] not in found]
@@ -255,7 +270,9 @@ def check_answers(
         outcome = outcomes.get(exercise)
         if outcome is None:
             continue
-        if status == REFERENCE_USED and outcome["status"] in (PASSED, FAILED):
+        if status == REFERENCE_USED and outcome["status"] == REFERENCE_USED:  # both saw it: say both
+            outcome["detail"] = f"{detail}; {outcome['detail']}" if outcome.get("detail") else detail
+        elif status == REFERENCE_USED and outcome["status"] in (PASSED, FAILED):
             outcome.update(status=status, detail=detail)
         elif status == NEEDS_REVIEW and outcome["status"] == PASSED:
             outcome.update(status=status, detail=detail)

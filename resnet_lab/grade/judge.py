@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import secrets
 import time
 import traceback
 from typing import Any
@@ -27,13 +28,16 @@ import torch
 from resnet_lab import checks
 from resnet_lab.checks import engine
 
-from . import remote
+from . import references, remote
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 TAMPERED, REFERENCE_USED, ERROR = "tampered", "reference used", "error"
 _CHECKERS = dict(checks.CHECKERS)
 _COLLECTING = engine.collecting
 _NOT_DONE = engine.NotDone
+_REFERENCE_CLASSES = {
+    exercise: {key.replace(":", ".") for key in keys} for exercise, keys in references.REFERENCES.items()
+}
 
 
 def summary(exc: BaseException) -> str:
@@ -119,6 +123,10 @@ def judge(link: remote.Link, spec: dict[str, Any], message: dict[str, Any]) -> d
     if used:
         detail = f"the answer's code calls resnet_lab's {', '.join(used)}, the reference it is checked against"
         return {**out, "status": REFERENCE_USED, "detail": detail}
+    named = sorted(link.classes_seen & _REFERENCE_CLASSES.get(spec["exercise"], set()))
+    if named:  # what the answer process said about the classes of the student's modules (it can only cost a pass)
+        detail = f"the answer's modules are, derive from or contain resnet_lab's {', '.join(n.rpartition('.')[2] for n in named)}"
+        return {**out, "status": REFERENCE_USED, "detail": detail}
     if not_done:
         return {
             **out,
@@ -132,8 +140,14 @@ def judge(link: remote.Link, spec: dict[str, Any], message: dict[str, Any]) -> d
 
 
 def main(job: dict[str, Any], answer: Any, grader: Any) -> None:
-    """Entry point in the judge's process: judge each exercise of ``job`` as its answer becomes ready."""
+    """Entry point in the judge's process: judge each exercise of ``job`` as its answer becomes ready.
+
+    The statistics and affine parameters that :func:`engine.compare` gives the reference's batch norms (and
+    so the reference's outputs) come from a seed the judge draws (``job["seed"]`` if given): outputs
+    precomputed with the package and written into an answer do not match them.
+    """
     torch.set_num_threads(1)
+    engine.SEED = int(job["seed"]) if job.get("seed") is not None else secrets.randbelow(2**31)
     link = remote.Link(answer)
     try:
         for spec in job["exercises"]:

@@ -93,6 +93,7 @@ class RemoteCallable:
     def __init__(self, link: Link, data: dict[str, Any]) -> None:
         self._link = link
         self._handle = int(data["__callable__"])
+        link.classes_seen.update(str(c) for c in data.get("mro") or [])
         self.__name__ = self.__qualname__ = str(data.get("name") or "answer")
         signature = data.get("signature")
         if isinstance(signature, list):
@@ -168,6 +169,7 @@ class Link:
         self.sent: dict[int, dict[str, tuple[torch.Tensor, int]]] = {}
         self.classes: dict[Any, type] = {}
         self.attrs: dict[int, dict[str, dict[str, Any]]] = {}
+        self.classes_seen: set[str] = set()  # every class (and base) of the student's objects, by name
 
     # ----------------------------------------------------------------------------------------------
     # Messages
@@ -419,6 +421,7 @@ class Link:
         return root
 
     def _mirror_class(self, node: dict[str, Any]) -> type:
+        self.classes_seen.update(str(c) for c in node.get("mro") or [])
         key = (node["class_id"], str(node["module"]), str(node["qualname"]))
         if key in self.classes:
             return self.classes[key]

@@ -189,6 +189,7 @@ class Server:
                 "signature": _signature(value),
                 "class_attrs": _class_attrs(value) if isinstance(value, type) else {},
                 "is_class": isinstance(value, type),
+                "mro": [_class_name(c) for c in value.__mro__] if isinstance(value, type) else [],
             }
         try:
             text = repr(value)[:300]
