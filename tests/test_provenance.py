@@ -40,6 +40,7 @@ CHECKED = [
 GENERAL: list[tuple[str, str, str]] = [
     ("notebooks/08_train_a_resnet.ipynb", 'with `precision="auto"` (the default)', "how training.train chooses"),
     ("notebooks/08_train_a_resnet.ipynb", "bf16 autocast keeps 8 bits", "what the precisions are"),
+    ("notebooks/08_train_a_resnet.ipynb", "bf16 convolutions and linear layers when", "what autocast does in the loop"),
     ("notebooks/08_train_a_resnet.ipynb", "eager fp32 engine at batch 128", "a benchmark, dated in the README"),
     (
         "notebooks/08_train_a_resnet.ipynb",
