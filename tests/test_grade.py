@@ -2,9 +2,9 @@
 says exactly what happened to each submission, cheats are never graded passed, the hidden configurations
 never reach the kernel, and the run stays within its time limits.
 
-The class run (12 submissions: 12 kernels in quick mode and 13 answer processes forked from one fork
-server, two notebooks at a time) is the slow part: 49 s of CPU for the whole file (user + sys), 101 s of
-wall time for the fixture on the shared 2-core machine at load average 11. Everything else here runs
+The class run (12 submissions: 12 kernels in quick mode, and 13 answer processes with a judge beside
+each, forked from one fork server, two notebooks at a time) is the slow part: 73 to 97 s of wall time for
+the fixture on the shared 2-core machine at load average 4 to 6 (2026-12-05). Everything else here runs
 without a kernel. Time limits are far above an honest run's needs: an honest check takes under 1 CPU
 second (the limit, 8, counts CPU seconds, so a loaded machine cannot trip it), and the notebooks'
 wall-clock limits are 300 and 600 s for cells that take a few seconds; only the endless loop reaches its

@@ -1,10 +1,12 @@
 """Grade a class's submitted notebooks: ``python -m resnet_lab.grade SUBMISSIONS --report grades.csv``.
 
 Every submitted notebook runs in a fresh kernel, offline, under time limits, to see whether it runs
-(:mod:`resnet_lab.grade.worker`); no checker runs there. Each exercise is then checked in a separate
-*answer process* that executes only the cells its answer needs and detects tampering and the package's
-reference handed in as the answer (:mod:`resnet_lab.grade.answers`), with the same checker the student's
-check cell calls plus the teacher's hidden configurations, which never reach the kernel. One CSV row per
+(:mod:`resnet_lab.grade.worker`); no checker runs there. The answers then run in a separate *answer
+process* that executes only the cells they need, and a *judge* process that never runs student code
+decides each verdict with the same checker the student's check cell calls plus the teacher's hidden
+configurations, from the data the answer process hands over (:mod:`resnet_lab.grade.answers`,
+:mod:`resnet_lab.grade.judge`); the answer's code is also read for the package's reference and for code
+an exercise does not need (:mod:`resnet_lab.grade.static`). One CSV row per
 student and exercise is written as soon as it is known; a gradebook CSV (one row per student), a summary
 table, a bar chart and, on request, one feedback file per student follow.
 

@@ -1,8 +1,12 @@
 """The grader's side of the answer process: which cells an answer needs, starting the process, time limits.
 
-Answer processes are forked from a *fork server* that imported torch and the checkers once (so each
-submission costs a fork, not a 3-second import) and that never runs student code itself. The job
-(cells, exercises, the teacher's hidden configurations) travels over a pipe, never through a file.
+Answer processes, and next to each a judge (:mod:`resnet_lab.grade.judge`), are forked from a *fork
+server* that imported torch and the checkers once (so each submission costs two forks, not a 3-second
+import) and that never runs student code itself. The answer process gets the cells and the exercises;
+the judge gets the exercises with the teacher's hidden configurations and never the student's code; the
+two talk over a pipe of their own, and only the judge sends outcomes to the grader. Nothing travels
+through a file. After the outcomes come back, :mod:`resnet_lab.grade.static` reads the answer's code
+(in this process) and can turn a pass into ``needs review`` and a pass or failure into ``reference used``.
 
 Time limits count CPU seconds of the answer process (read from ``/proc``; wall-clock seconds where
 there is no ``/proc``), so a busy machine does not turn an honest check into a timeout: an endless loop
