@@ -14,7 +14,9 @@ checkpoints. ``batch_size`` is then per process: the global batch is ``N * batch
 
 Levers for a faster recipe, each off by default (``TrainConfig``): label smoothing, an exponential moving
 average of the weights (EMA) evaluated instead of the raw weights, test-time flip averaging, torch.compile
-of the training steps, and validation every k-th epoch.
+of the training steps, and validation every k-th epoch; and (``levers``) Nesterov momentum, no weight decay or
+a scaled lr for the norm and bias parameters, flip + translation TTA, a Dirac or whitening first conv, and
+progressive resizing.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
+from . import levers
 from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, batches
 from .runtime import (  # noqa: F401 (use_bf16 and autocast: public here too)
@@ -74,7 +77,8 @@ class TrainConfig:
                   name "onecycle" is accepted and stored as "warmup_cosine");
       "step":     the paper's: lr, divided by 10 at 50% and 75% of the iterations;
       "cosine":   cosine decay from lr to 0;
-      "constant": lr throughout.
+      "constant": lr throughout;
+      "triangular": linear warm-up (default 20% of the run), then linear decay to 0 (airbench's).
     "step", "cosine" and "constant" also take ``warmup_epochs`` (the paper warms ResNet-110 up
     at lr 0.01). precision: "bf16" (autocast, conv/linear in bfloat16), "fp32" or "auto" (bf16
     where the hardware does it natively). channels_last: None = where it is faster.
@@ -95,6 +99,7 @@ class TrainConfig:
       batch compiles once more; ``History.compiled`` and ``History.compile_seconds`` record it.
     eval_every: evaluate on validation (and test, with ``test_every_epoch``) every k-th epoch and at the
       last one; other epochs record None. ``keep_best`` picks among the evaluated epochs.
+    nesterov, bn_weight_decay, bn_lr_scale, tta_translate, first_conv_init, progressive_resize: see ``levers``.
     """
 
     epochs: int = 10
@@ -116,6 +121,12 @@ class TrainConfig:
     tta_flip: bool = False
     compile: bool = False
     eval_every: int = 1
+    nesterov: bool = False
+    bn_weight_decay: bool = True  # False: no weight decay on norm-layer parameters and biases
+    bn_lr_scale: float = 1.0  # norm-layer parameters and biases train at this x the lr
+    tta_translate: int = 0  # with tta_flip: also average the views translated by +/- this many pixels
+    first_conv_init: str | None = None  # None, "dirac" or "whiten"
+    progressive_resize: tuple[int, int] | None = None  # (k, s): epochs 1..k train on s x s images
 
     def __post_init__(self) -> None:
         self.schedule = canonical_schedule(self.schedule)
@@ -144,6 +155,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if not is_positive_int(self.eval_every):
             raise ValueError(f"eval_every must be a positive integer (1 = every epoch); got {self.eval_every!r}")
+        levers.check_lever_fields(self)
 
 
 @dataclass
@@ -213,9 +225,12 @@ def use_channels_last(config: TrainConfig, device: torch.device, bf16: bool) -> 
     return device.type == "cuda" or not bf16
 
 
-def predict(model: nn.Module, x: torch.Tensor, tta_flip: bool = False) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, tta_flip: bool = False, tta_translate: int = 0) -> torch.Tensor:
     """The logits of ``model`` for the batch ``x``; with ``tta_flip`` the mean of the logits of ``x`` and of
-    ``x`` flipped horizontally (test-time augmentation with the flip seen in training)."""
+    ``x`` flipped horizontally (test-time augmentation with the flip seen in training); with ``tta_translate``
+    the weighted mean over six flipped and translated views (``levers.tta_views``)."""
+    if tta_translate:
+        return levers.predict_views(model, x, tta_translate)
     logits = model(x)
     if tta_flip:
         logits = (logits + model(x.flip(-1))) / 2
@@ -232,11 +247,12 @@ def evaluate(
     device: torch.device | None = None,
     group: Processes | None = None,
     tta_flip: bool = False,
+    tta_translate: int = 0,
 ) -> float:
     """Error in percent of ``model`` on ``dataset`` (e.g. splits.val or splits.test), normalized with ``splits``' statistics.
 
     With ``group`` of several processes each evaluates every ``world_size``-th image and the counts are summed.
-    ``tta_flip``: predict from the mean logits of each image and its horizontal flip (see ``predict``).
+    ``tta_flip``, ``tta_translate``: predict from the mean logits of several views of each image (see ``predict``).
     """
     device = device or next(model.parameters()).device
     group = group or Processes()
@@ -248,7 +264,7 @@ def evaluate(
     wrong = 0
     with torch.inference_mode(), autocast(device, bf16):
         for x, y in batches(dataset, splits.mean, splits.std, batch_size=batch_size, device=device):
-            wrong += (predict(model, x, tta_flip).argmax(dim=1) != y).sum().item()
+            wrong += (predict(model, x, tta_flip, tta_translate).argmax(dim=1) != y).sum().item()
     model.train(was_training)
     wrong, total = sum_over_processes([wrong, len(dataset)], group, device)
     return 100.0 * wrong / max(1, total)
@@ -392,9 +408,9 @@ class _Run:
     @property
     def evaluation(self) -> dict[str, Any]:
         """``evaluate``'s settings for this run."""
-        return dict(
-            precision=self.config.precision, device=self.device, group=self.group, tta_flip=self.config.tta_flip
-        )
+        config = self.config
+        return dict(precision=config.precision, device=self.device, group=self.group, tta_flip=config.tta_flip,
+                    tta_translate=config.tta_translate)  # fmt: skip
 
 
 def _set_up(
@@ -411,6 +427,8 @@ def _set_up(
 ) -> _Run:
     """Seed, settle precision and memory format, move the model, wrap it (SyncBatchNorm, EMA, DDP, compile), make SGD."""
     generator = seed_everything(config.seed)
+    if config.first_conv_init is not None:  # draws no random numbers
+        levers.init_first_conv(model, config.first_conv_init, splits)
     bf16 = use_bf16(config.precision, device)
     channels_last = use_channels_last(config, device, bf16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -422,9 +440,7 @@ def _set_up(
     if group.distributed:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     net, compiled = _compiled(net, config, device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    optimizer = levers.make_optimizer(model, config)  # SGD(model.parameters(), ...) with the levers off
     per_epoch = steps_per_epoch(len(splits.train), config.batch_size, group.world_size)
     history = History(
         device=device.type, precision="bf16" if bf16 else "fp32", channels_last=channels_last, threads=threads,
@@ -480,18 +496,20 @@ def _train_one_epoch(run: _Run) -> tuple[float, float, float, float]:
 
 
 def _epoch_batches(run: _Run) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """This epoch's augmented, normalized batches. One process: ``batches`` shuffles the whole training set;
-    several: each takes its shard of an order shared by all."""
+    """This epoch's augmented, normalized batches (resized by ``progressive_resize``). One process: ``batches``
+    shuffles the whole training set; several: each takes its shard of an order shared by all."""
     images, shuffle = (
         (shard(run.splits.train, run.group, run.generator), False)
         if run.group.distributed
         else (run.splits.train, True)
     )
-    return batches(
+    made = batches(
         images, run.splits.mean, run.splits.std, batch_size=run.config.batch_size, shuffle=shuffle,
         augment=run.config.augment, random_erasing=run.config.random_erasing, generator=run.generator,
         device=run.device, memory_format=run.memory_format,
     )  # fmt: skip
+    size = levers.training_size(run.config.progressive_resize, run.step // run.per_epoch + 1)  # None: as they are
+    return levers.resized_batches(made, size, run.memory_format)
 
 
 @contextmanager
