@@ -321,6 +321,9 @@ class Link:
                 if not name:
                     continue  # the node itself: nn.Module.__call__ already ran its hooks
                 leaf = node.get_submodule(str(name))
+                shapes = [tuple(int(s) for s in shape) for shape in (in_shape, out_shape) if shape is not None]
+                if any(torch.Size(shape).numel() > _MAX_FAKE for shape in shapes):
+                    continue  # only shapes matter here: no need to allocate what a forged trace asks for
                 if ptr is not None and ptr not in fakes:
                     fakes[ptr] = torch.zeros(tuple(int(s) for s in in_shape))
                 inputs = (fakes[ptr],) if ptr is not None else ()
@@ -451,6 +454,7 @@ class Link:
 
 
 _MISSING = object()
+_MAX_FAKE = 50_000_000  # elements of a stand-in tensor replayed to the checker's tracing hooks
 _PLAIN = (type(None), bool, int, float, str)
 
 
