@@ -198,3 +198,63 @@ def test_a_function_that_changes_the_model_it_was_given_fails():
     outcome = _grade(source, exercise="lesion_block", lookup="delete_block")
     assert outcome["status"] == "failed"
     assert engine.HINT_NOT_DONE not in outcome["detail"]
+
+
+def _recorded_outputs() -> str:
+    """The honest block's outputs on every input the basic_block checker gives it (seed 0), as base64."""
+    import base64
+
+    import torch
+
+    namespace: dict = {}
+    exec(IMPORTS + exercises.find("basic_block").source, namespace)  # noqa: S102 - the lesson's own solution
+    table: dict = {}
+
+    class Recorder(namespace["MyBasicBlock"]):
+        def forward(self, x):
+            out = super().forward(x)
+            key = (tuple(x.shape), self.conv1.out_channels, self.conv1.stride[0], round(float(x.double().sum()), 3))
+            table[key] = out.detach().clone()
+            return out
+
+    assert engine.SEED == 0
+    with contextlib.redirect_stdout(io.StringIO()):
+        checks.basic_block(Recorder)
+    buffer = io.BytesIO()
+    torch.save(table, buffer)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+# Outputs computed in advance with the package, looked up by input: the block ignores its weights.
+LOOKUP = """
+import base64, io
+_TABLE = torch.load(io.BytesIO(base64.b64decode("{table}")))
+
+class MyBasicBlock(nn.Module):
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.downsample = None
+        if stride != 1 or in_channels != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))  # runs every layer, for the trace
+        key = (tuple(x.shape), self.conv1.out_channels, self.conv1.stride[0], round(float(x.double().sum()), 3))
+        return _TABLE.get(key, out)
+"""
+
+
+def test_outputs_computed_in_advance_fail_because_the_judge_draws_its_seed():
+    """With the seed the lesson's checker uses (0) a table of the reference's outputs passes; with the
+    seed the judge draws for each grading run, the reference's batch norms differ and the table fails."""
+    cell = LOOKUP.format(table=_recorded_outputs())
+    nb = {"cells": [{"cell_type": "code", "source": IMPORTS}, {"cell_type": "code", "source": cell}]}
+    plans = [{"exercise": "basic_block", "lookup": "MyBasicBlock", "cell": 1}]
+    assert answers.check_answers(nb, plans, {}, LIMITS, seed=0)["basic_block"]["status"] == "passed"
+    drawn = answers.check_answers(nb, plans, {}, LIMITS)["basic_block"]
+    assert drawn["status"] == "failed" and "outputs differ" in drawn["detail"]
