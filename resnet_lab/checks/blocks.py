@@ -162,23 +162,34 @@ def conv_output_size(fn: Callable[[int, int, int, int], int], configs: Sequence[
     passed(checker, f"{n_match(count, 'cases')} floor((n + 2p - k) / s) + 1 (incl. the 7x7/2 stem and 1x1 convs)")
 
 
+def _check_unit(
+    checker: str,
+    cls: Callable[[int], nn.Module],
+    configs: Sequence[int] | None,
+    residual: bool,
+    names_hint: str | None = None,
+) -> int:
+    """Compare ``cls(c)`` with ``BasicBlock(c, c, residual=residual)`` for each channel count c in ``configs``
+    (by default 16 and 64): the residual unit and its plain twin, checked the same way."""
+    return _check_blocks(
+        checker,
+        cls,
+        BasicBlock,
+        [(c, c, 1, residual) for c in (configs or (16, 64))],
+        call_args=lambda c: ((c[0],), {}),
+        label=lambda c: f"{c[0]}",
+        bottleneck=False,
+        names_hint=names_hint,
+    )
+
+
 def residual_unit(cls: Callable[[int], nn.Module], configs: Sequence[int] | None = None) -> None:
     """Check ``cls(channels)``: H(x) = ReLU(F(x) + x), F = conv3x3-BN-ReLU-conv3x3-BN, against BasicBlock(c, c).
 
     ``configs``: channel counts; by default 16 and 64. Once the function is right, the layers must carry
     torchvision's names (conv1, bn1, conv2, bn2): notebook 01 loads the unit's weights into BasicBlock by name.
     """
-    block_configs = [(c, c, 1, True) for c in (configs or (16, 64))]
-    n = _check_blocks(
-        "residual_unit",
-        cls,
-        BasicBlock,
-        block_configs,
-        call_args=lambda c: ((c[0],), {}),
-        label=lambda c: f"{c[0]}",
-        bottleneck=False,
-        names_hint=HINT_UNIT_NAMES,
-    )
+    n = _check_unit("residual_unit", cls, configs, residual=True, names_hint=HINT_UNIT_NAMES)
     passed("residual_unit", f"{n_match(n)} resnet_lab.BasicBlock(c, c) (shapes, parameter counts, outputs)")
 
 
@@ -188,16 +199,7 @@ def plain_unit(cls: Callable[[int], nn.Module], configs: Sequence[int] | None = 
     Compared with ``BasicBlock(c, c, residual=False)`` (same layers as the residual unit, nothing added back).
     ``configs``: channel counts; by default 16 and 64.
     """
-    block_configs = [(c, c, 1, False) for c in (configs or (16, 64))]
-    n = _check_blocks(
-        "plain_unit",
-        cls,
-        BasicBlock,
-        block_configs,
-        call_args=lambda c: ((c[0],), {}),
-        label=lambda c: f"{c[0]}",
-        bottleneck=False,
-    )
+    n = _check_unit("plain_unit", cls, configs, residual=False)
     passed(
         "plain_unit", f"{n_match(n)} resnet_lab.BasicBlock(c, c, residual=False) (shapes, parameter counts, outputs)"
     )

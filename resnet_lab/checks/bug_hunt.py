@@ -15,7 +15,8 @@ is fixed and which remains:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -99,6 +100,16 @@ def _quietly(fn: Callable[[], Any]) -> Any:
         return None
 
 
+@contextmanager
+def _probed(cls: Callable[..., nn.Module], *args: int) -> Iterator[nn.Module | None]:
+    """``cls(*args)`` built quietly after ``torch.manual_seed(SEED)`` (None if that fails or is no module); the
+    caller's random state comes back when the block ends."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        model = _quietly(lambda: cls(*args))
+        yield model if isinstance(model, nn.Module) else None
+
+
 # --------------------------------------------------------------------------------------
 # Mistakes 1 and 2: the bottleneck
 # --------------------------------------------------------------------------------------
@@ -110,10 +121,8 @@ def _padded_1x1(model: nn.Module) -> list[nn.Conv2d]:
 
 def _bottleneck_remaining(cls: Callable[..., nn.Module]) -> dict[int, bool | None]:
     """Which of mistakes 1 and 2 a bottleneck class still has, probed on Bottleneck(256, 64) shapes."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
-        model = _quietly(lambda: cls(256, 64, 1))
-        if not isinstance(model, nn.Module):
+    with _probed(cls, 256, 64, 1) as model:
+        if model is None:
             return {1: None, 2: None}
         padded = bool(_padded_1x1(model))
         repaired = copy.deepcopy(model)
@@ -179,10 +188,8 @@ def fix_bottleneck(cls: Callable[..., nn.Module], configs: Sequence[tuple[int, i
 
 def _basic_remaining(cls: Callable[..., nn.Module]) -> dict[int, bool | None]:
     """Which of mistakes 3 and 5 a basic-block class still has, probed on a strided, widening block (64 -> 128)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
-        model = _quietly(lambda: cls(64, 128, 2))
-        if not isinstance(model, nn.Module):
+    with _probed(cls, 64, 128, 2) as model:
+        if model is None:
             return {3: None, 5: None}
         projections = projection_convs(model, 64, 128)
         if not projections:

@@ -14,26 +14,17 @@ lesson states the names before the exercise.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck, SqueezeExcitation, bottleneck_width
 from .diagnosis import bias_hints, conv_layers, padded_1x1_hints
-from .engine import (
-    SEED,
-    Diagnosis,
-    Outcome,
-    build,
-    close,
-    compare,
-    fail,
-    fmt_shape,
-    forward,
-    n_match,
-    passed,
-    run_configs,
-)
+from .engine import SEED, Diagnosis, build, close, compare, fail, fmt_shape, forward, n_match, passed, run_configs
+
+if TYPE_CHECKING:  # only in annotations
+    from .engine import Outcome
 
 __all__ = ["preact_block", "squeeze_excitation", "se_block", "grouped_bottleneck"]
 

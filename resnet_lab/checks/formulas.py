@@ -178,31 +178,27 @@ def _halving(size: int, first: int = 2, pool: bool = True, layer1: bool = False)
     return sizes
 
 
-def _no_pool(size: int) -> list[int]:
-    m = conv_output_size(size, 7, 2, 3)
-    sizes = [m]
-    for _ in range(3):
-        m = conv_output_size(m, 3, 2, 1)
+def _stages_after(m: int, layer1_strides: bool = False) -> list[int]:
+    """Map sizes after layer1..layer4 when the stem leaves an m x m map: layer2..layer4 (and layer1 too if
+    ``layer1_strides``) each halve it with a stride-2 3x3 conv, padding 1."""
+    sizes = []
+    for i in range(4):
+        if i > 0 or layer1_strides:
+            m = conv_output_size(m, 3, 2, 1)
         sizes.append(m)
     return sizes
+
+
+def _no_pool(size: int) -> list[int]:
+    return _stages_after(conv_output_size(size, 7, 2, 3))
 
 
 def _strided_layer1(size: int) -> list[int]:
-    m = conv_output_size(conv_output_size(size, 7, 2, 3), 3, 2, 1)
-    sizes = []
-    for _ in range(4):
-        m = conv_output_size(m, 3, 2, 1)
-        sizes.append(m)
-    return sizes
+    return _stages_after(conv_output_size(conv_output_size(size, 7, 2, 3), 3, 2, 1), layer1_strides=True)
 
 
 def _no_padding(size: int) -> list[int]:
-    m = conv_output_size(conv_output_size(size, 7, 2, 0), 3, 2, 0)
-    sizes = [m]
-    for _ in range(3):
-        m = conv_output_size(m, 3, 2, 1)
-        sizes.append(m)
-    return sizes
+    return _stages_after(conv_output_size(conv_output_size(size, 7, 2, 0), 3, 2, 0))
 
 
 _WRONG_MAPS: list[tuple[Callable[[int], list[int]], str]] = [

@@ -81,19 +81,13 @@ def stage(fn: Callable[..., Any], configs: Sequence[tuple] | None = None) -> Non
         if hints:
             raise fail(where, "the blocks of your stage don't match resnet_lab.make_stage", hints)
         x = torch.randn(2, in_channels, 8, 8, generator=torch.Generator().manual_seed(SEED + 1))
-        compare(
-            checker,
-            where,
-            student,
-            reference,
-            x,
-            Diagnosis(
-                static=lambda: padded_1x1_hints(student),
-                on_shape=lambda got, exp: [
-                    "only the first block strides; the stage's output has planes * block.expansion channels"
-                ],
-            ),
+        diagnosis = Diagnosis(
+            static=lambda: padded_1x1_hints(student),
+            on_shape=lambda got, exp: [
+                "only the first block strides; the stage's output has planes * block.expansion channels"
+            ],
         )
+        compare(checker, where, student, reference, x, diagnosis)
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs(stage_configs, check_one)
@@ -414,18 +408,12 @@ def classifier_head(
         torch.manual_seed(SEED)
         student = build(checker, where, text, cls, in_features, num_classes)
         x = torch.randn(batch, in_features, size, size, generator=torch.Generator().manual_seed(SEED + size))
-        compare(
-            checker,
-            where,
-            student,
-            reference,
-            x,
-            Diagnosis(
-                static=lambda: fixed_pool_hints(student),
-                on_mismatch=_head_mismatch_hints,
-                on_shape=lambda got, exp: shape_hints(got, num_classes, batch),
-            ),
+        diagnosis = Diagnosis(
+            static=lambda: fixed_pool_hints(student),
+            on_mismatch=_head_mismatch_hints,
+            on_shape=lambda got, exp: shape_hints(got, num_classes, batch),
         )
+        compare(checker, where, student, reference, x, diagnosis)
 
     with torch.random.fork_rng(devices=[]):
         n = run_configs([tuple(c) for c in (configs or default)], check_one)
