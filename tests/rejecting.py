@@ -1,4 +1,5 @@
-"""``rejects``: the tests' one way of saying "this checker turns that answer down, with these words"."""
+"""``rejects`` and ``passes``: how the tests say "this checker turns that answer down, with these words" and
+"this checker accepts that answer"."""
 
 from __future__ import annotations
 
@@ -17,3 +18,11 @@ def rejects(checker: Callable[..., Any], answer: Any, *phrases: str, **kwargs: A
     for phrase in phrases:
         assert phrase in message, f"{phrase!r} not in:\n{message}"
     return message
+
+
+def passes(checker: Callable[..., Any], answer: Any, capsys: pytest.CaptureFixture[str], name: str) -> str:
+    """Assert that ``checker(answer)`` prints one line ``✓ name: ...`` that ends in "these checks passed"; return it."""
+    checker(answer)
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"✓ {name}: ") and line.endswith("these checks passed"), line
+    return line

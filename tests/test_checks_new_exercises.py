@@ -9,28 +9,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from rejecting import passes, rejects
+from shared_answers import HeadModules
 from torch import nn
 
 import resnet_lab
 from resnet_lab import BasicBlock, Bottleneck, ResNet, checks
 from resnet_lab.checks import formulas
-
-
-def fails(checker, answer, *needles: str) -> str:
-    """Run the checker, expect an AssertionError whose message contains every needle; return the message."""
-    with pytest.raises(AssertionError) as info:
-        checker(answer)
-    message = str(info.value)
-    for needle in needles:
-        assert needle in message, f"{needle!r} not in:\n{message}"
-    return message
-
-
-def passes(checker, answer, capsys, name: str) -> None:
-    checker(answer)
-    line = capsys.readouterr().out.strip()
-    assert line.startswith(f"✓ {name}: ") and line.endswith("these checks passed"), line
-
 
 # ----------------------------------------------------------------------------------------
 # 01: plain_unit
@@ -86,13 +71,13 @@ class PlainUnitReluBeforeBn(PlainUnitModules):
 
 
 def test_plain_unit_order_hint_speaks_of_a_plain_block():
-    message = fails(checks.plain_unit, PlainUnitReluBeforeBn, "order of operations of a plain block")
+    message = rejects(checks.plain_unit, PlainUnitReluBeforeBn, "order of operations of a plain block")
     assert "shortcut" not in message.replace("nothing is added back", "")
 
 
 def test_plain_unit_rejects_a_shortcut_and_a_missing_relu():
-    fails(checks.plain_unit, PlainUnitStillAdds, "has no shortcut, but yours still adds its input")
-    fails(checks.plain_unit, PlainUnitNoFinalRelu, "still ends with a ReLU")
+    rejects(checks.plain_unit, PlainUnitStillAdds, "has no shortcut, but yours still adds its input")
+    rejects(checks.plain_unit, PlainUnitNoFinalRelu, "still ends with a ReLU")
     checks.plain_unit(PlainUnitModules, configs=[8])
 
 
@@ -144,7 +129,7 @@ def test_bottleneck_parameters_accepts_two_styles(capsys):
     ],
 )
 def test_bottleneck_parameters_names_the_mistake(wrong, hint):
-    fails(checks.bottleneck_parameters, wrong, hint)
+    rejects(checks.bottleneck_parameters, wrong, hint)
 
 
 # ----------------------------------------------------------------------------------------
@@ -195,22 +180,12 @@ def test_stage_map_sizes_accepts_two_styles(capsys):
     ],
 )
 def test_stage_map_sizes_names_the_mistake(wrong, hint):
-    fails(checks.stage_map_sizes, wrong, hint)
+    rejects(checks.stage_map_sizes, wrong, hint)
 
 
 # ----------------------------------------------------------------------------------------
 # 05: classifier_head
 # ----------------------------------------------------------------------------------------
-
-
-class HeadModules(nn.Module):
-    def __init__(self, in_features, num_classes):
-        super().__init__()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_features, num_classes)
-
-    def forward(self, x):
-        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 class HeadMean(nn.Module):
@@ -258,7 +233,7 @@ def test_classifier_head_accepts_two_styles(capsys):
     ],
 )
 def test_classifier_head_names_the_mistake(wrong, hint):
-    fails(checks.classifier_head, wrong, hint)
+    rejects(checks.classifier_head, wrong, hint)
 
 
 # ----------------------------------------------------------------------------------------
@@ -335,7 +310,7 @@ def test_zero_pad_shortcut_accepts_two_styles_and_the_package(capsys):
     ],
 )
 def test_zero_pad_shortcut_names_the_mistake(wrong, hint):
-    fails(checks.zero_pad_shortcut, wrong, hint)
+    rejects(checks.zero_pad_shortcut, wrong, hint)
 
 
 # ----------------------------------------------------------------------------------------
@@ -408,9 +383,9 @@ def test_fix_bottleneck_accepts_two_styles(capsys):
 
 
 def test_fix_bottleneck_says_which_mistake_remains():
-    fails(checks.fix_bottleneck, TutorialBottleneck, "not fixed yet: mistake 1 (ReLU before the add) and mistake 2")
-    fails(checks.fix_bottleneck, OnlyReluFixed, "half fixed: mistake 1 (ReLU before the add) is fixed, but mistake 2")
-    fails(
+    rejects(checks.fix_bottleneck, TutorialBottleneck, "not fixed yet: mistake 1 (ReLU before the add) and mistake 2")
+    rejects(checks.fix_bottleneck, OnlyReluFixed, "half fixed: mistake 1 (ReLU before the add) is fixed, but mistake 2")
+    rejects(
         checks.fix_bottleneck,
         OnlyPaddingFixed,
         "half fixed: mistake 2 (a 1x1 convolution with padding=1) is fixed, but mistake 1",
@@ -454,13 +429,13 @@ def test_fix_basic_block_accepts_two_styles(capsys):
 
 
 def test_fix_basic_block_says_which_mistake_remains():
-    fails(checks.fix_basic_block, TutorialBlock, "not fixed yet: mistake 3", "and mistake 5")
-    fails(
+    rejects(checks.fix_basic_block, TutorialBlock, "not fixed yet: mistake 3", "and mistake 5")
+    rejects(
         checks.fix_basic_block,
         OnlyInputFixed,
         "half fixed: mistake 3 (the projection applied to the block's output) is fixed, but mistake 5",
     )
-    fails(
+    rejects(
         checks.fix_basic_block,
         OnlyStrideFixed,
         "half fixed: mistake 5 (the projection without the block's stride) is fixed, but mistake 3",
@@ -493,13 +468,13 @@ def test_fix_resnet50_accepts_two_styles(capsys):
 
 
 def test_fix_resnet50_says_which_mistake_remains():
-    fails(checks.fix_resnet50, tutorial_resnet50, "not fixed yet: mistake 6", "and mistake 7")
-    fails(
+    rejects(checks.fix_resnet50, tutorial_resnet50, "not fixed yet: mistake 6", "and mistake 7")
+    rejects(
         checks.fix_resnet50,
         resnet50_pool_fixed,
         "half fixed: mistake 6 (a fixed AvgPool2d(7) head) is fixed, but mistake 7",
     )
-    fails(
+    rejects(
         checks.fix_resnet50,
         resnet50_blocks_fixed,
         "half fixed: mistake 7 (ResNet-50 with 2 blocks per stage) is fixed, but mistake 6",

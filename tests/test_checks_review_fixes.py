@@ -5,54 +5,28 @@ fails and is reported as mistake 6."""
 
 from __future__ import annotations
 
-import pytest
 import torch
+from rejecting import passes, rejects
+from shared_answers import HeadModules
 from torch import nn
 
 import resnet_lab
 from resnet_lab import Bottleneck, ResNet, checks
 
-
-def fails(checker, answer, *needles: str) -> str:
-    with pytest.raises(AssertionError) as info:
-        checker(answer)
-    message = str(info.value)
-    for needle in needles:
-        assert needle in message, f"{needle!r} not in:\n{message}"
-    return message
-
-
-def passes(checker, answer, capsys, name: str) -> str:
-    checker(answer)
-    line = capsys.readouterr().out.strip()
-    assert line.startswith(f"✓ {name}: ") and line.endswith("these checks passed"), line
-    return line
-
-
 # 05: classifier_head and a batch of one image
 
 
-class Head(nn.Module):
-    def __init__(self, in_features, num_classes):
-        super().__init__()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_features, num_classes)
-
-    def forward(self, x):
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-class HeadSqueeze(Head):
+class HeadSqueeze(HeadModules):
     def forward(self, x):
         return self.fc(self.avgpool(x).squeeze())
 
 
 def test_classifier_head_accepts_flatten(capsys):
-    passes(checks.classifier_head, Head, capsys, "classifier_head")
+    passes(checks.classifier_head, HeadModules, capsys, "classifier_head")
 
 
 def test_classifier_head_rejects_squeeze_with_a_hint():
-    fails(checks.classifier_head, HeadSqueeze, "a batch of one image", ".squeeze() drops every dimension of size 1")
+    rejects(checks.classifier_head, HeadSqueeze, "a batch of one image", ".squeeze() drops every dimension of size 1")
 
 
 # 06: zero_pad_shortcut with the zeros in front
@@ -69,7 +43,7 @@ class ZerosInFront(nn.Module):
 
 
 def test_zero_pad_shortcut_names_zeros_in_front():
-    fails(checks.zero_pad_shortcut, ZerosInFront, "your zero channels come first", "half before, half after")
+    rejects(checks.zero_pad_shortcut, ZerosInFront, "your zero channels come first", "half before, half after")
 
 
 # 09: fix_resnet50 on two image sizes
@@ -94,14 +68,14 @@ def resnet50_fixed():
 
 
 def test_fix_resnet50_rejects_a_pool_that_fits_64x64_only():
-    fails(
+    rejects(
         checks.fix_resnet50,
         resnet50_small_pool,
         "half fixed: mistake 7 (ResNet-50 with 2 blocks per stage) is fixed, but mistake 6 (a fixed AvgPool2d(2) head)",
         "Hint: mistake 6: pool globally",
         "96x96",
     )
-    fails(checks.fix_resnet50, resnet50_small_pool_two_blocks, "not fixed yet: mistake 6 (a fixed AvgPool2d(2) head)")
+    rejects(checks.fix_resnet50, resnet50_small_pool_two_blocks, "not fixed yet: mistake 6 (a fixed AvgPool2d(2) head)")
 
 
 def test_fix_resnet50_still_passes_correct_fixes(capsys):
