@@ -182,11 +182,34 @@ def _local(exercise: str, source: str) -> dict:
     return {"checks_passed": passed, "checks_total": total, "detail": judge.summary(error) if error else ""}
 
 
-@pytest.mark.parametrize("exercise, old, new", MISTAKES, ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
-def test_the_judge_says_what_the_checker_says_in_one_process(exercise, old, new):
-    source = _mutated(exercise, old, new)
-    remote = _grade(source, exercise=exercise, lookup=exercises.find(exercise).target)
-    local = _local(exercise, source)
+@pytest.fixture(scope="module")
+def judged_mistakes() -> dict[int, dict]:
+    """Every mistake of MISTAKES judged through the answer process and the judge, in as few notebooks as the
+    exercises allow (one exercise once per notebook): outcome by the mistake's index."""
+    rounds: list[list[int]] = []
+    for i, (exercise, _, _) in enumerate(MISTAKES):
+        free = next((r for r in rounds if all(MISTAKES[j][0] != exercise for j in r)), None)
+        if free is None:
+            rounds.append(free := [])
+        free.append(i)
+    found = {}
+    for indices in rounds:
+        cells = [{"cell_type": "code", "source": IMPORTS}]
+        cells += [{"cell_type": "code", "source": _mutated(*MISTAKES[i])} for i in indices]
+        plans = [
+            {"exercise": MISTAKES[i][0], "lookup": exercises.find(MISTAKES[i][0]).target, "cell": k + 1}
+            for k, i in enumerate(indices)
+        ]
+        outcomes = answers.check_answers({"cells": cells}, plans, {}, LIMITS, seed=engine.SEED)
+        found.update({i: outcomes[MISTAKES[i][0]] for i in indices})
+    return found
+
+
+@pytest.mark.parametrize("index", range(len(MISTAKES)), ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
+def test_the_judge_says_what_the_checker_says_in_one_process(judged_mistakes, index):
+    exercise = MISTAKES[index][0]
+    remote = judged_mistakes[index]
+    local = _local(exercise, _mutated(*MISTAKES[index]))
     assert remote["status"] == "failed"
     assert {k: remote[k] for k in local} == local
 
