@@ -109,7 +109,8 @@ def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, A
     proc = ctx.Process(target=answer_process.main, args=(answering, sender, token, answer_end), daemon=True)
     proc.start()
     judging = {k: v for k, v in job.items() if k != "cells"}
-    judge_proc = ctx.Process(target=judge.main, args=(judging, judge_link, judge_end), daemon=True)
+    verdict_token = secrets.token_hex(16)  # the answer process never holds it
+    judge_proc = ctx.Process(target=judge.main, args=(judging, judge_link, judge_end, verdict_token), daemon=True)
     judge_proc.start()
     for end in (sender, answer_end, judge_link, judge_end):
         end.close()
@@ -123,7 +124,10 @@ def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, A
             multiprocessing.connection.wait([receiver, verdicts], timeout=0.2)
             if verdicts.poll(0):
                 try:
-                    verdict = verdicts.recv()
+                    raw_verdict = verdicts.recv_bytes().decode(errors="replace")
+                    if not raw_verdict.startswith(verdict_token):
+                        continue  # not the judge's: something else wrote to its pipe
+                    verdict = json.loads(raw_verdict[len(verdict_token) :])
                 except (EOFError, OSError):
                     verdict = {"crash": "the judge stopped"}
                 if "outcome" in verdict:

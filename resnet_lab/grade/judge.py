@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import json
 import secrets
 import time
 import traceback
@@ -139,7 +140,7 @@ def judge(link: remote.Link, spec: dict[str, Any], message: dict[str, Any]) -> d
     return {**out, "status": FAILED if out["hidden_passed"] < out["hidden_total"] else PASSED}
 
 
-def main(job: dict[str, Any], answer: Any, grader: Any) -> None:
+def main(job: dict[str, Any], answer: Any, grader: Any, token: str = "") -> None:
     """Entry point in the judge's process: judge each exercise of ``job`` as its answer becomes ready.
 
     The statistics and affine parameters that :func:`engine.compare` gives the reference's batch norms (and
@@ -147,6 +148,10 @@ def main(job: dict[str, Any], answer: Any, grader: Any) -> None:
     precomputed with the package and written into an answer do not match them.
     """
     torch.set_num_threads(1)
+
+    def tell(event: dict[str, Any]) -> None:  # JSON signed with the grader's token: never unpickled there
+        grader.send_bytes((token + json.dumps(event)).encode())
+
     engine.SEED = int(job["seed"]) if job.get("seed") is not None else secrets.randbelow(2**31)
     link = remote.Link(answer)
     try:
@@ -160,8 +165,8 @@ def main(job: dict[str, Any], answer: Any, grader: Any) -> None:
                 with contextlib.suppress(remote.EvidenceError):
                     link.exchange({"op": "done"})
             outcome["seconds"] = round(time.perf_counter() - started, 2)
-            grader.send({"outcome": {**outcome, "exercise": spec["exercise"]}})
+            tell({"outcome": {**outcome, "exercise": spec["exercise"]}})
     except remote.AnswerGone:
-        grader.send({"gone": True})
+        tell({"gone": True})
     except BaseException:  # noqa: BLE001 - tell the grader what broke, then stop
-        grader.send({"crash": traceback.format_exc(limit=3)[-500:]})
+        tell({"crash": traceback.format_exc(limit=3)[-500:]})
