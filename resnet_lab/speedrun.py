@@ -333,8 +333,9 @@ def _spread(values: Sequence[float]) -> dict[str, float | None]:
 
 def ablation_findings(records: dict[str, dict[int, dict[str, Any]]], seeds_needed: int = len(SEEDS)) -> dict[str, Any]:
     """Per arm: final validation error per seed, its median / min / max / mean, the paired difference to the
-    baseline per seed (only seeds the baseline has) and their median, median seconds per run, and ``verdict``.
-    Errors in %. Raises ``ValueError`` without a baseline record."""
+    baseline per seed (only seeds the baseline has) and their median, median seconds per run, ``verdict``, and
+    ``same_training_as_baseline`` per seed (identical per-epoch training losses: expected for the TTA arms and
+    ``ema``, which change only what is evaluated). Errors in %. Raises ``ValueError`` without a baseline record."""
     if "baseline" not in records:
         raise ValueError("no baseline records (speedrun-baseline-<seed>); the rule compares every arm with them")
     base = {s: final_val_error(r) for s, r in records["baseline"].items()}
@@ -353,8 +354,17 @@ def ablation_findings(records: dict[str, dict[int, dict[str, Any]]], seeds_neede
             "median_minus_baseline": _spread([d for d in paired.values() if d is not None])["median"],
             "median_seconds": statistics.median(seconds) if seconds else None,
             "verdict": "baseline" if arm == "baseline" else verdict(list(paired.values()), seeds_needed),
+            "same_training_as_baseline": {
+                s: _train_losses(r) is not None and _train_losses(r) == _train_losses(records["baseline"][s])
+                for s, r in sorted(by_seed.items())
+                if s in records["baseline"]
+            },
         }
     return findings
+
+
+def _train_losses(record: dict[str, Any]) -> list[float] | None:
+    return next(iter(record["nets"].values()))["history"].get("train_loss") if record["nets"] else None
 
 
 def choose_combo(findings: dict[str, Any]) -> list[str]:
@@ -369,7 +379,8 @@ def choose_combo(findings: dict[str, Any]) -> list[str]:
 
 def format_ablation(findings: dict[str, Any]) -> str:
     """The ablation table: final validation error (%) per seed, median [min-max], the differences to the baseline
-    per seed (negative = better), median seconds per run and the verdict."""
+    per seed (negative = better), median seconds per run and the verdict; "(trains as baseline)" marks an arm whose
+    training losses equal the baseline's in every seed."""
     seeds = sorted({s for f in findings.values() for s in f["val_error"]})
     head = f"{'arm':<16}" + "".join(f"{'seed ' + str(s):>8}" for s in seeds)
     lines = [head + f"{'median [min-max]':>20}{'minus baseline, per seed':>28}{'s/run':>7}  verdict"]
@@ -378,7 +389,8 @@ def format_ablation(findings: dict[str, Any]) -> str:
         spread = "-" if f["median"] is None else f"{f['median']:.2f} [{f['min']:.2f}-{f['max']:.2f}]"
         diffs = " ".join(f"{_cell(f['minus_baseline'].get(s), signed=True):>6}" for s in seeds)
         seconds = "-" if f["median_seconds"] is None else f"{f['median_seconds']:.0f}"
-        lines.append(f"{arm:<16}{cells}{spread:>20}{diffs:>28}{seconds:>7}  {f['verdict']}")
+        same = " (trains as baseline)" if arm != "baseline" and all(f["same_training_as_baseline"].values()) else ""
+        lines.append(f"{arm:<16}{cells}{spread:>20}{diffs:>28}{seconds:>7}  {f['verdict']}{same}")
     return "\n".join(lines)
 
 

@@ -84,7 +84,7 @@ def synthetic(arm: str, seed: int, val_errors: list[float] | None, seconds: floa
         record["diverged"] = "the loss became nan"
         return record
     history = {"epoch": list(range(1, len(val_errors) + 1)), "val_error": val_errors,
-               "seconds": [seconds] * len(val_errors)}  # fmt: skip
+               "seconds": [seconds] * len(val_errors), "train_loss": [1.0 + seed] * len(val_errors)}  # fmt: skip
     final = {"val_error": val_errors[-1], "best_val_error": min(val_errors), "test_error": None}
     record["nets"]["ResNet-20"] = {"history": history, "final": final}
     return record
@@ -126,6 +126,11 @@ def test_ablation_findings_pair_each_seed_with_its_baseline():
     assert verdicts == {"baseline": "baseline", "ema": "helps", "nesterov": "unclear", "bn-lr": "unclear",
                         "batch256": "hurts", "tta-flip": "helps", "tta-translate": "helps", "dirac": "incomplete"}  # fmt: skip
     assert findings["batch256"]["val_error"][0] is None and findings["batch256"]["minus_baseline"][0] is None
+    assert findings["ema"]["same_training_as_baseline"] == {0: True, 1: True, 2: True}
+    assert findings["batch256"]["same_training_as_baseline"] == {0: False, 1: True, 2: True}  # 0 diverged
+    records = synthetic_ablation()
+    records["nesterov"][1]["nets"]["ResNet-20"]["history"]["train_loss"][0] = 0.5
+    assert speedrun.ablation_findings(records)["nesterov"]["same_training_as_baseline"][1] is False
     with pytest.raises(ValueError, match="no baseline"):
         speedrun.ablation_findings({"ema": synthetic_ablation()["ema"]})
 
@@ -143,7 +148,7 @@ def test_the_table_shows_seeds_spread_paired_differences_and_verdicts():
     lines = table.splitlines()
     assert "seed 0" in lines[0] and "minus baseline" in lines[0]
     ema = next(line for line in lines if line.startswith("ema"))
-    assert "10.80 [9.50-11.90]" in ema and "-0.50" in ema and ema.endswith("helps")
+    assert "10.80 [9.50-11.90]" in ema and "-0.50" in ema and ema.endswith("helps (trains as baseline)")
     assert next(line for line in lines if line.startswith("batch256")).split()[1] == "-"
 
 
