@@ -268,3 +268,45 @@ def test_another_user_cannot_read_the_hidden_file():
     as_owner = subprocess.run([sys.executable, "-c", attempt], capture_output=True, text=True)
     shutil.rmtree(folder)
     assert as_owner.returncode == 0  # the same code as the file's owner reads it: the user switch is what protects it
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runuser") is None or not sys.platform.startswith("linux"),
+    reason="needs Linux, root and runuser to run two processes as user nobody",
+)
+def test_the_judge_is_out_of_reach_of_another_process_of_its_user():
+    """The premise of keep_private: a process of the same user can read another's /proc/PID/fd, mem and
+    environ, unless that process made itself non-dumpable, as the judge and the grader do."""
+    from resnet_lab.grade import judge
+
+    folder = Path(tempfile.mkdtemp(prefix="resnet-lab-private-"))
+    folder.chmod(0o755)
+    target = folder / "target.py"
+    target.write_text(
+        "import sys, time\n"
+        "if sys.argv[1] == '1':\n"
+        "    import ctypes\n    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"
+        "print('ready', flush=True)\ntime.sleep(30)\n",
+        encoding="utf-8",
+    )
+    peek = "import os, sys\nos.listdir(f'/proc/{sys.argv[1]}/fd')\nopen(f'/proc/{sys.argv[1]}/mem', 'rb')\n"
+    target.chmod(0o644)
+    results = []
+    for private in ("0", "1"):
+        proc = subprocess.Popen(
+            ["runuser", "-u", "nobody", "--", "/usr/bin/python3", str(target), private], stdout=subprocess.PIPE
+        )
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            child = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            pid = child[0] if child else str(proc.pid)
+            peeked = subprocess.run(
+                ["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", peek, pid], capture_output=True, text=True
+            )
+            results.append(peeked.returncode == 0 or "PermissionError" not in peeked.stderr)
+        finally:
+            proc.kill()
+            proc.wait()
+    shutil.rmtree(folder)
+    assert results == [True, False]
+    assert judge.keep_private() is True  # this process too (harmless here): the call works on this system

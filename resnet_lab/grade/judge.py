@@ -140,6 +140,18 @@ def judge(link: remote.Link, spec: dict[str, Any], message: dict[str, Any]) -> d
     return {**out, "status": FAILED if out["hidden_passed"] < out["hidden_total"] else PASSED}
 
 
+def keep_private() -> bool:
+    """Make this process non-dumpable (Linux): then another process of the same user, such as an answer
+    process, can neither ``ptrace`` it nor open its ``/proc/PID/mem``, ``fd`` or ``environ``. False where
+    that is not available."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        return False
+
+
 def main(job: dict[str, Any], answer: Any, grader: Any, token: str = "") -> None:
     """Entry point in the judge's process: judge each exercise of ``job`` as its answer becomes ready.
 
@@ -147,6 +159,7 @@ def main(job: dict[str, Any], answer: Any, grader: Any, token: str = "") -> None
     so the reference's outputs) come from a seed the judge draws (``job["seed"]`` if given): outputs
     precomputed with the package and written into an answer do not match them.
     """
+    keep_private()
     torch.set_num_threads(1)
 
     def tell(event: dict[str, Any]) -> None:  # JSON signed with the grader's token: never unpickled there
