@@ -281,3 +281,62 @@ def test_outputs_computed_in_advance_fail_because_the_judge_draws_its_seed():
     assert answers.check_answers(nb, plans, {}, LIMITS, seed=0)["basic_block"]["status"] == "passed"
     drawn = answers.check_answers(nb, plans, {}, LIMITS)["basic_block"]
     assert drawn["status"] == "failed" and "outputs differ" in drawn["detail"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The grader's reading of the answer's code (no process)
+# ----------------------------------------------------------------------------------------------
+
+HEAD = "import torch\nfrom torch import nn\nimport resnet_lab\nfrom resnet_lab import BasicBlock, checks\n"
+OWN_BLOCK = "class MyBasicBlock(nn.Module):\n    def forward(self, x):\n        return {body}\n"
+
+
+@pytest.mark.parametrize(
+    "earlier, cell, status",
+    [
+        ("", OWN_BLOCK.format(body="x"), None),
+        ("", "class MyBasicBlock(BasicBlock):\n    pass\n", "reference used"),
+        ("", "from resnet_lab.blocks import BasicBlock as B\nMyBasicBlock = B\n", "reference used"),
+        ("", "from resnet_lab.blocks import *\nMyBasicBlock = BasicBlock\n", "reference used"),
+        ("", "m = resnet_lab\nMyBasicBlock = m.blocks.BasicBlock\n", "reference used"),
+        (
+            "def helper(x):\n    return resnet_lab.BasicBlock(4, 4)(x)\n",
+            OWN_BLOCK.format(body="helper(x)"),
+            "reference used",
+        ),
+        ("def unused():\n    return resnet_lab.BasicBlock\n", OWN_BLOCK.format(body="x"), None),
+        ("", OWN_BLOCK.format(body='getattr(resnet_lab, "Basic" + "Block")(4, 4)(x)'), "needs review"),
+        ("", OWN_BLOCK.format(body='__import__("resnet_lab").blocks'), "needs review"),
+        ("", "import sys\n" + OWN_BLOCK.format(body="x"), "needs review"),
+        ("", OWN_BLOCK.format(body="x") + "torch.allclose = lambda *a, **k: True\n", "needs review"),
+        ("", OWN_BLOCK.format(body="x") + "checks.engine.close = None\n", "needs review"),
+        ("", "from resnet_lab.grade import serve\n" + OWN_BLOCK.format(body="x"), "needs review"),
+        ("", OWN_BLOCK.format(body="resnet_lab.grade.references._calls.clear() or x"), "needs review"),
+        ("", OWN_BLOCK.format(body="type(self).__base__"), "needs review"),
+        ("", OWN_BLOCK.format(body='getattr(self, f"conv{1}")(x)'), None),
+        ("", "class BasicBlock(nn.Module):\n    pass\nMyBasicBlock = BasicBlock\n", None),  # the student's own
+    ],
+)
+def test_the_grader_reads_the_answers_code(earlier, cell, status):
+    cells = [{"index": 0, "source": HEAD + earlier}, {"index": 1, "source": cell}]
+    found = static.review(cells, [{"exercise": "basic_block", "cell": 1}])
+    assert found.get("basic_block", (None,))[0] == status
+
+
+def test_no_lesson_solution_or_stub_is_flagged():
+    """The lessons' own answers (and the student copies' stubs) use nothing the reading flags."""
+    import json
+    from pathlib import Path
+
+    from resnet_lab.grade import worker
+
+    root = Path(__file__).resolve().parent.parent / "notebooks"
+    for folder in (root, root / "student"):
+        for lesson in sorted({e.lesson for e in exercises.all_exercises()}):
+            nb = json.loads((folder / lesson).read_text(encoding="utf-8"))
+            specs = [
+                {"exercise": e.name, "target": e.target, "kind": e.kind, "cell_id": e.cell_id}
+                for e in exercises.for_lesson(lesson)
+            ]
+            plans = worker.plan(nb, specs)
+            assert static.review(answers.answer_cells(nb, plans), plans) == {}, (folder, lesson)

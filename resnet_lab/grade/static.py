@@ -32,7 +32,11 @@ _DYNAMIC_ATTRS = {
     "__dict__", "__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__", "__import__",
     "__loader__", "__spec__", "__getattribute__", "__reduce__", "__reduce_ex__", "__bases__", "__mro__",
     "f_back", "f_globals", "f_locals", "f_builtins", "gi_frame", "tb_frame", "__self__", "__func__",
+    "__base__",
 }  # fmt: skip
+# the grader's own machinery: an answer has no business reaching it
+_INTERNALS = ("resnet_lab.grade", "resnet_lab.checks.engine", "resnet_lab.checks.pairing")
+_INTERNAL_ATTRS = {"grade", "engine", "pairing", "CHECKERS"}
 _ATTR_FUNCTIONS = {"getattr", "setattr", "delattr", "hasattr"}
 
 
@@ -83,6 +87,10 @@ class _Reader:
                     self.imported[alias.asname or alias.name.split(".")[0]] = alias.name
             elif isinstance(node, ast.ImportFrom):
                 for alias in node.names:
+                    if alias.name == "*":  # every name the module exports, the references among them
+                        for name in self.names if (node.module or "").startswith("resnet_lab") else ():
+                            self.imported[name] = f"{node.module}:{name}"
+                        continue
                     self.imported[alias.asname or alias.name] = f"{node.module or ''}:{alias.name}"
 
     def read(self, tree: ast.AST, where: str) -> None:
@@ -98,11 +106,14 @@ class _Reader:
                 root = _root(node)
                 if node.attr in self.names and root is not None and root in self.imported:
                     self.references.append(f"{_dotted(node)} ({line})")
-                if node.attr in _DYNAMIC_ATTRS:
+                if node.attr in _DYNAMIC_ATTRS or (node.attr in _INTERNAL_ATTRS and root in self.imported):
                     self.dynamic.append(f"{_dotted(node)} ({line})")
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                if any(m.split(".")[0] in _DYNAMIC_MODULES for m in modules):
+                if isinstance(node, ast.Import):
+                    modules = [a.name for a in node.names]
+                else:
+                    modules = [node.module or "", *(f"{node.module or ''}.{a.name}" for a in node.names)]
+                if any(m.split(".")[0] in _DYNAMIC_MODULES or m.startswith(_INTERNALS) for m in modules):
                     self.dynamic.append(f"import {', '.join(modules)} ({line})")
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("resnet_lab"):
                     for alias in node.names:
