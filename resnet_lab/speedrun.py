@@ -22,8 +22,8 @@ saved under data/checkpoints/speedrun/; ``--read-test`` applies the plan's rule 
 budget and evaluates the chosen one on the test set, once (a second read is refused).
 
 Each record (schema ``resnet_lab.run/1``, experiment "speedrun" or "speedrun-full") has one net, ResNet-20,
-plus ``arm`` (its levers and the config fields they change) and ``machine`` (CPU model, native bf16, the CPU's
-bf16 flags, niceness, load average at the start and end).
+plus ``arm`` (its levers and the config fields they change), ``machine`` (CPU model, native bf16, the CPU's
+bf16 flags, niceness, load average at the start and end) and ``command`` (the command line that redoes it).
 """
 
 from __future__ import annotations
@@ -186,6 +186,16 @@ def _repo_relative(path: Path) -> str:
         return str(path.resolve())
 
 
+def redo_command(arm: str, seed: int, data_kind: str, epochs: int, levers: Sequence[str], depth: int, threads: int,
+                 fast: bool) -> str:  # fmt: skip
+    """The command line that trains this run again (kept in its record)."""
+    command = f"python -m resnet_lab.speedrun --data {data_kind} --arm {arm}"
+    command += f" --levers {','.join(levers)}" if arm == "combo" else ""
+    command += f" --epochs {epochs} --seed {seed} --threads {threads}"
+    command += f" --depth {depth}" if depth != (FAST_DEPTH if fast else DEPTH) else ""
+    return command + (" --fast" if fast else "")
+
+
 def run_arm(arm: str, seed: int, *, data_kind: str = "subset", epochs: int | None = None, combo: Sequence[str] = (),
             fast: bool = False, depth: int | None = None, threads: int = 1, progress: bool = True,
             save_as: str | None = None, notes: str = "") -> dict[str, Any]:  # fmt: skip
@@ -201,6 +211,7 @@ def run_arm(arm: str, seed: int, *, data_kind: str = "subset", epochs: int | Non
     record["arm"] = {"key": arm, "levers": levers, "changes": changes, "data": data_kind, "depth": depth,
                      "what": {lever: LEVERS[lever][0] for lever in levers}}  # fmt: skip
     record["machine"] = machine()
+    record["command"] = redo_command(arm, seed, data_kind, config.epochs, levers, depth, threads, fast)
     record["test"] = None  # read later, once, by read_test (full data only)
     seed_everything(seed)
     model = cifar_resnet(depth, in_channels=1)

@@ -200,6 +200,8 @@ def test_a_subset_run_records_its_arm_machine_and_curves_and_never_reads_the_tes
         saved["machine"]
     )
     assert saved["environment"]["torch_threads"] == 1 and saved["environment"]["precision"] == "fp32"
+    expected = "python -m resnet_lab.speedrun --data subset --arm nesterov --epochs 2 --seed 0 --threads 1 --depth 8"
+    assert saved["command"] == expected
     net = saved["nets"]["ResNet-8"]
     assert len(net["history"]["val_error"]) == 2 and None not in net["history"]["val_error"]
     assert net["final"]["test_error"] is None and saved["test"] is None
@@ -212,6 +214,8 @@ def test_full_runs_keep_their_weights_and_the_rule_reads_the_test_once(tiny_runs
         speedrun.run_arm(arm, 0, data_kind="full", epochs=2, combo=combo, depth=8, progress=False,
                          save_as=speedrun.record_name(arm, 0, "full", 2))  # fmt: skip
     assert set(tiny_runs) <= {40, 0}  # no test image read during the runs
+    combo = run_records.load_record(speedrun.record_name("combo", 0, "full", 2))
+    assert " --arm combo --levers tta-flip,label-smoothing --epochs 2 " in combo["command"]
     records = {arm: run_records.load_record(speedrun.record_name(arm, 0, "full", 2)) for arm in ("baseline", "combo")}
     best = {arm: r["nets"]["ResNet-8"]["final"]["best_val_error"] for arm, r in records.items()}
     expected = "combo" if best["combo"] < best["baseline"] - speedrun.TIE_POINTS else "baseline"
