@@ -250,35 +250,6 @@ def _mean_range(values: Sequence[float | None]) -> str:
     return text + ("*" if len(vals) < len(values) else "")
 
 
-def format_scale_table(findings: dict[str, Any]) -> str:
-    """Final training error (%) per net and seed, then mean [min-max] over the seeds, baselines first, then arms.
-
-    An arm row ends with the seeds where it closes the gap (<= plain-20) and where it helps (< plain-56);
-    "div." marks a diverged run (left out of the mean, which then carries a *).
-    """
-    seeds = list(findings["per_seed"])
-    lines = [
-        f"{'net':<22}"
-        + "".join(f"{'seed ' + s:>9}" for s in seeds)
-        + f"{'mean [min-max]':>22}   closes gap in / helps in"
-    ]
-    for net in BASELINES:
-        values = [findings["per_seed"][s]["baseline"][net] for s in seeds]
-        lines.append(f"{net:<22}" + "".join(f"{v:>9.2f}" for v in values) + f"{_mean_range(values):>22}")
-    for arm, summary in findings["arms"].items():
-        cells, values = "", []
-        for s in seeds:
-            entry = findings["per_seed"][s]["arms"].get(arm)
-            value = None if entry is None else entry["train_error"]
-            cells += f"{'-' if entry is None else 'div.' if value is None else f'{value:.2f}':>9}"
-            if entry is not None:
-                values.append(value)
-        closes, helps = (",".join(summary[k]["holds_in_seeds"]) or "none" for k in ("closes_gap", "helps"))
-        seeds_text = f"   {closes} / {helps}"
-        lines.append(f"{NET_NAMES[arm]:<22}" + cells + f"{_mean_range(values):>22}" + seeds_text)
-    return "\n".join(lines)
-
-
 def plot_scale_experiment(
     arm_records: dict[str, dict[str, dict[str, Any]]],
     baselines: dict[str, dict[str, Any]],
@@ -317,13 +288,41 @@ def plot_scale_experiment(
             **style,
         )
         ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=style["color"], alpha=0.15, linewidth=0)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training error (%)")
-    ax.set_title("Shortcut or scale? Training error per epoch (mean over seeds; band: min to max)")
+    title = "Shortcut or scale? Training error per epoch (mean over seeds; band: min to max)"
+    ax.set(xlabel="epoch", ylabel="training error (%)", title=title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def format_scale_table(findings: dict[str, Any]) -> str:
+    """Final training error (%) per net and seed, then mean [min-max] over the seeds, baselines first, then arms.
+
+    An arm row ends with the seeds where it closes the gap (<= plain-20) and where it helps (< plain-56);
+    "div." marks a diverged run (left out of the mean, which then carries a *).
+    """
+    seeds = list(findings["per_seed"])
+    lines = [
+        f"{'net':<22}"
+        + "".join(f"{'seed ' + s:>9}" for s in seeds)
+        + f"{'mean [min-max]':>22}   closes gap in / helps in"
+    ]
+    for net in BASELINES:
+        values = [findings["per_seed"][s]["baseline"][net] for s in seeds]
+        lines.append(f"{net:<22}" + "".join(f"{v:>9.2f}" for v in values) + f"{_mean_range(values):>22}")
+    for arm, summary in findings["arms"].items():
+        cells, values = "", []
+        for s in seeds:
+            entry = findings["per_seed"][s]["arms"].get(arm)
+            value = None if entry is None else entry["train_error"]
+            cells += f"{'-' if entry is None else 'div.' if value is None else f'{value:.2f}':>9}"
+            if entry is not None:
+                values.append(value)
+        closes, helps = (",".join(summary[k]["holds_in_seeds"]) or "none" for k in ("closes_gap", "helps"))
+        seeds_text = f"   {closes} / {helps}"
+        lines.append(f"{NET_NAMES[arm]:<22}" + cells + f"{_mean_range(values):>22}" + seeds_text)
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
