@@ -18,6 +18,7 @@ import csv
 import importlib.util
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def graded(tmp_path_factory):
                 str(root / "feedback"),
                 "--compare",
                 str(root / "old.csv"),
+                *(["--allow-root"] if os.geteuid() == 0 else []),  # CI runs as root: the kernels too
             ]
         )
     seconds = time.monotonic() - start
@@ -160,7 +162,7 @@ def test_summary_and_chart(graded):
     assert "12 students, 36 graded exercises" in out
     line = next(line for line in out.splitlines() if line.startswith("basic_block"))
     # passed, failed, error, tampered, reference used (no basic_block was not attempted, timed out or lost)
-    assert line.split()[1:-1] == ["5", "3", "0", "1", "0", "0", "1", "2"]
+    assert line.split()[1:-1] == ["5", "3", "0", "1", "0", "0", "1", "2", "0"]
     assert (root / "grades.png").stat().st_size > 10_000
     # Each notebook stayed within its limits: none had to be killed by the grader.
     assert "hard time limit" not in (root / "grades.csv").read_text(encoding="utf-8")
@@ -170,9 +172,10 @@ def test_cheats_are_never_graded_passed(graded):
     rows, _, _, _ = graded
     statuses = {s: tuple(rows[(s, e)]["status"] for e in EXERCISES) for s in CHEATS}
     assert statuses == {
-        # patches in the kernel change nothing: the stub is a stub, the block without shortcut fails,
-        # and plain_switch (whose own forward adds the shortcut) passes on its merit
-        "kernel_cheats": ("not attempted", "failed", "passed"),
+        # patches in the kernel change nothing: the stub is a stub, the block without shortcut fails;
+        # plain_switch (whose own forward adds the shortcut) passes the judge, but an earlier cell imports
+        # the comparison engine, which the answer process runs too: a teacher reads it
+        "kernel_cheats": ("not attempted", "failed", "needs review"),
         # the answer cell itself patches torch's comparisons: from then on nothing is graded
         "tampering": ("passed", "tampered", "tampered"),
         "reference": ("reference used", "reference used", "reference used"),

@@ -145,7 +145,14 @@ def _run_worker(notebook: Path, specs: list[dict[str, Any]], limits: Limits) -> 
             proc.communicate()
             problem = f"stopped after {hard_limit:.0f} s (the notebook's hard time limit)"
         if not problem and out.exists():
-            return json.loads(out.read_text(encoding="utf-8"))
+            try:
+                found = json.loads(out.read_text(encoding="utf-8"))
+                if isinstance(found, dict):
+                    return found
+            except (OSError, ValueError):
+                pass
+            problem = "the worker's report was unreadable"
+        problem = problem or "the worker wrote no report"
     return {
         "run": problem,
         "seconds": hard_limit,
@@ -153,24 +160,93 @@ def _run_worker(notebook: Path, specs: list[dict[str, Any]], limits: Limits) -> 
     }
 
 
+# what the worker may say about an exercise: only that it did not run (or, ``pending``, that its cell ran).
+# The worker's process is within reach of the notebook's code (it is the kernel's parent), so a status that
+# would credit the student can never come from it: ``passed`` and every verdict come from the judge.
+_FAILURE_SIDE = {NOTEBOOK_FAILED, worker.TIMED_OUT, worker.ERROR, worker.MISSING}
+TAMPERED = "tampered"
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
 def grade_notebook(
     notebook: Path, exercises: list[Exercise], hidden: dict[str, list[Any]], limits: Limits
 ) -> dict[str, Any]:
-    """Run the notebook in a kernel (does it run?), then check each exercise whose cell ran in an answer process."""
-    result = _run_worker(notebook, [_spec(e) for e in exercises], limits)
-    pending = [o["plan"] for o in result["exercises"] if o["status"] == PENDING]
-    verdicts = (
-        answers.check_answers(json.loads(notebook.read_text(encoding="utf-8")), pending, hidden, limits)
-        if pending
-        else {}
-    )
+    """Run the notebook in a kernel (does it run?), then check each exercise whose cell ran in an answer process.
+
+    The worker's report is read as the notebook's code may have rewritten it: the exercises' plans (which
+    name, which cell) are computed here from the submitted file, and of the worker's outcome for an
+    exercise only a failure (the cell raised, timed out, killed the kernel, was not reached) or ``pending``
+    is kept. Anything else there means code in the notebook changed the report: ``tampered``."""
+    specs = [_spec(e) for e in exercises]
+    try:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+        if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+            raise ValueError("no list of cells")
+    except (OSError, ValueError) as exc:
+        run = f"not a readable notebook: {exc}"
+        return {
+            "run": run,
+            "seconds": 0,
+            "exercises": [
+                {"exercise": s["exercise"], "status": NOTEBOOK_FAILED, "detail": run, **_NOTHING_CHECKED} for s in specs
+            ],
+        }
+    plans = worker.plan(nb, specs)
+    usage = worker.stored_usage(nb)
+    reported = _run_worker(notebook, specs, limits)
+    said: dict[str, dict[str, Any]] = {}
+    try:
+        for o in reported.get("exercises") or []:
+            if isinstance(o, dict) and isinstance(o.get("exercise"), str):
+                said.setdefault(o["exercise"], o)
+        run = str(reported.get("run", ""))[:500]
+        seconds = float(reported.get("seconds") or 0)
+    except (AttributeError, TypeError, ValueError):
+        said, run, seconds = {}, "the worker's report was unreadable", 0.0
+    result: dict[str, Any] = {"run": run, "seconds": seconds, "exercises": []}
+    pending = []
+    for p in plans:
+        o = said.get(p["exercise"])
+        entry = usage.get(p["exercise"], {})
+        outcome: dict[str, Any] = {"exercise": p["exercise"], **_NOTHING_CHECKED, "detail": p["note"]}
+        if isinstance(o, dict):  # hints and solutions shown: the worker can only add to what the file shows
+            outcome["hints_used"] = max(_int(entry.get("hints")), _int(o.get("hints_used")))
+            outcome["solution_revealed"] = bool(entry.get("solution")) or o.get("solution_revealed") is True
+        else:
+            outcome["hints_used"] = _int(entry.get("hints"))
+            outcome["solution_revealed"] = bool(entry.get("solution"))
+        status = o.get("status") if isinstance(o, dict) else None
+        if p["cell"] is None:
+            outcome["status"] = worker.MISSING
+        elif o is None:
+            outcome.update(status=NOTEBOOK_FAILED, detail="the notebook's run gave no outcome for this exercise")
+        elif status in _FAILURE_SIDE:
+            outcome.update(status=status, detail=str(o.get("detail", ""))[:500])
+        elif status == PENDING:
+            outcome["status"] = PENDING
+            pending.append(p)
+        else:
+            outcome.update(
+                status=TAMPERED,
+                detail=f"the report of the notebook's run was changed (it said {str(status)[:40]!r}): code in "
+                "the notebook reached the grader's worker; only the judge gives a verdict",
+            )
+        if p["note"] and p["note"] not in outcome["detail"]:
+            outcome["detail"] = f"{p['note']}; {outcome['detail']}" if outcome["detail"] else p["note"]
+        result["exercises"].append(outcome)
+    verdicts = answers.check_answers(nb, pending, hidden, limits) if pending else {}
     for outcome in result["exercises"]:
-        outcome.pop("plan", None)
         if outcome["status"] != PENDING:
             continue
         note = outcome["detail"]
         verdict = verdicts.get(outcome["exercise"], {"status": "error", "detail": "the grader got no outcome"})
-        outcome.update({k: v for k, v in verdict.items() if k != "exercise"})
+        outcome.update({k: v for k, v in verdict.items() if k not in ("exercise", "hints_used", "solution_revealed")})
         if note and note not in outcome["detail"]:
             outcome["detail"] = f"{note}; {outcome['detail']}" if outcome["detail"] else note
     return result
@@ -283,7 +359,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full-mode", action="store_true", help="run notebooks without RESNET_LAB_FAST=1 (as the students did; slower)"
     )
+    parser.add_argument(
+        "--allow-root",
+        action="store_true",
+        help="grade even though this runs as root: the notebooks' kernels then run as root, and root's code "
+        "can reach every process of the grader (see docs/teachers.md); run as an unprivileged user instead",
+    )
     args = parser.parse_args(argv)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        if not args.allow_root:
+            print(
+                "error: refusing to run students' notebooks as root: root's code can ptrace and change the "
+                "grader's processes, so no grade would be trustworthy. Run as an unprivileged user, e.g. "
+                "`sudo -u grader python -m resnet_lab.grade ...`, or pass --allow-root (see docs/teachers.md)",
+                file=sys.stderr,
+            )
+            return 2
+        warning = (
+            "WARNING: --allow-root: the notebooks' kernels run as root and can reach the grader's processes; "
+            "a passed is not guaranteed against a student who attacks the grader (answer processes run as "
+            "user nobody if it exists). Grade as an unprivileged user for trustworthy grades."
+        )
+        print(warning, file=sys.stderr)
+        print(warning)
     limits = Limits(
         notebook_seconds=args.timeout,
         cell_seconds=args.cell_timeout,
