@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -134,8 +136,10 @@ def test_without_reading_the_code_the_forge_with_the_reference_would_pass(monkey
     assert _grade(BLIND + WRONG_BLOCK + FORGE_WITH.format(reference=HIDDEN))["status"] == "passed"
 
 
-def test_the_answer_process_never_holds_the_hidden_configurations(tmp_path):
-    spy = tmp_path / "spy.txt"
+def test_the_answer_process_never_holds_the_hidden_configurations():
+    folder = Path(tempfile.mkdtemp(prefix="resnet-lab-spy-"))
+    folder.chmod(0o777)  # as root, the answer process runs as user nobody: it must be able to write here
+    spy = folder / "spy.txt"
     look = f"""
 import gc
 _found = [repr(o)[:3000] for o in gc.get_objects() if isinstance(o, dict) and "exercise" in o]

@@ -82,6 +82,7 @@ def serve_exercise(
                 "after": spec["exercise"],
                 "tampered_after": tamper.changes(before, tamper.snapshot()),
                 "used": references.used(spec["exercise"]),
+                "borrowed": _borrowed(server, spec["exercise"]),
             }
             conn.send_bytes(serve.dumps(after))
             return
@@ -96,6 +97,14 @@ def serve_exercise(
             reply["tampered"] = changed
         reply["rng"] = torch.get_rng_state()
         conn.send_bytes(serve.dumps(reply))
+
+
+def _borrowed(server: serve.Server, exercise: str) -> list[str]:
+    """Functions of the exercise's reference found in the classes of the modules the answer built."""
+    try:
+        return references.borrowed_in(list(getattr(server, "objects", {}).values()), exercise)
+    except Exception:  # noqa: BLE001 - the judge's verdict stands on its own
+        return []
 
 
 def python_source(source: str) -> str:
@@ -143,9 +152,22 @@ def run(job: dict[str, Any], emit: Any, conn: Any) -> None:
 
 
 def main(job: dict[str, Any], channel: Any, token: str, conn: Any) -> None:
-    """Entry point in the fresh process: silence the student's output, run the job, report on ``channel``."""
+    """Entry point in the fresh process: silence the student's output, run the job, report on ``channel``.
+
+    When the grader runs as root, ``job["user"]`` is ``[uid, gid]`` of an unprivileged user: this process
+    becomes that user before any student code runs, so that code cannot ptrace, signal or read the
+    grader's processes (the judge, the fork servers, the grader), whatever their dumpable flag."""
+    user = job.get("user")
+    if user:
+        os.setgroups([])
+        os.setgid(int(user[1]))
+        os.setuid(int(user[0]))
+        if os.getuid() == 0 or os.geteuid() == 0:  # pragma: no cover - setuid cannot fail silently
+            raise SystemExit("could not leave root")
     os.chdir(job["cwd"])
     os.environ.update(job["env"])
+    if user:
+        os.environ["HOME"] = job["cwd"]
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)

@@ -19,20 +19,28 @@ that skips the cell it was running.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import pwd
 import secrets
 import tempfile
 import time
+from multiprocessing import context as _mp_context
+from multiprocessing import forkserver as _forkserver
+from multiprocessing import popen_forkserver as _popen_forkserver
+from multiprocessing import reduction as _reduction
+from multiprocessing import spawn as _spawn
+from multiprocessing import util as _mp_util
 from typing import Any
 
 from ..notebook_cells import cell_source, parse_cell
 from . import static
 from .worker import NOTEBOOK_FAILED, TIMED_OUT, Limits, _env
 
-ERROR = "error"
+ERROR, TAMPERED = "error", "tampered"
 PASSED, FAILED, REFERENCE_USED, NEEDS_REVIEW = "passed", "failed", "reference used", "needs review"
 _DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _STARTUP_SECONDS = 600.0  # wall clock for a fork to report its first event: only a broken machine exceeds it
@@ -86,11 +94,61 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def _server() -> Any:
+    """The fork server of the answer processes (student code runs in its children, never in it)."""
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["resnet_lab.grade.answer_process", "resnet_lab.grade.judge"])
+        _context.set_forkserver_preload(["resnet_lab.grade.private", "resnet_lab.grade.answer_process"])
     return _context
+
+
+# The judges' own fork server: it has never been the parent of student code, so an answer process cannot
+# have changed it (with gdb, say) before a judge is forked from it; like every grader-side process it is
+# non-dumpable from its first import (resnet_lab.grade.private).
+_JUDGES = _forkserver.ForkServer()
+_JUDGES.set_forkserver_preload(["resnet_lab.grade.private", "resnet_lab.grade.judge"])
+
+
+class _JudgePopen(_popen_forkserver.Popen):
+    def _launch(self, process_obj: Any) -> None:  # popen_forkserver.Popen._launch, through _JUDGES
+        prep_data = _spawn.get_preparation_data(process_obj._name)
+        buf = io.BytesIO()
+        _mp_context.set_spawning_popen(self)
+        try:
+            _reduction.dump(prep_data, buf)
+            _reduction.dump(process_obj, buf)
+        finally:
+            _mp_context.set_spawning_popen(None)
+        self.sentinel, w = _JUDGES.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)
+        self.finalizer = _mp_util.Finalize(self, _mp_util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = _forkserver.read_signed(self.sentinel)
+
+
+class _JudgeProcess(_mp_context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _JudgePopen(process_obj)
+
+
+def _student_user() -> list[int] | None:
+    """[uid, gid] to run student code as when the grader runs as root (user ``nobody``, or
+    ``$RESNET_LAB_STUDENT_USER``): a process of another user cannot ptrace, signal or read the grader's."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(os.environ.get("RESNET_LAB_STUDENT_USER", "nobody"))
+    except KeyError:
+        return None
+    return [entry.pw_uid, entry.pw_gid] if entry.pw_uid != 0 else None
+
+
+def _share_with_student(path: str) -> None:
+    user = _student_user()
+    if user is not None:
+        os.chown(path, user[0], user[1])
 
 
 def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
@@ -110,11 +168,13 @@ def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, A
     proc.start()
     judging = {k: v for k, v in job.items() if k != "cells"}
     verdict_token = secrets.token_hex(16)  # the answer process never holds it
-    judge_proc = ctx.Process(target=judge.main, args=(judging, judge_link, judge_end, verdict_token), daemon=True)
+    judge_proc = _JudgeProcess(target=judge.main, args=(judging, judge_link, judge_end, verdict_token), daemon=True)
     judge_proc.start()
     for end in (sender, answer_end, judge_link, judge_end):
         end.close()
     outcomes: dict[str, dict[str, Any]] = {}
+    unstarted = [s["exercise"] for s in job["exercises"]]
+    cell_indices = {c["index"] for c in job["cells"]} - set(job.get("skip_cells", []))
     current: str | None = None
     cell: int | None = None
     cpu0, wall0 = 0.0, time.monotonic()
@@ -129,10 +189,20 @@ def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, A
                         continue  # not the judge's: something else wrote to its pipe
                     verdict = json.loads(raw_verdict[len(verdict_token) :])
                 except (EOFError, OSError):
-                    verdict = {"crash": "the judge stopped"}
+                    judge_proc.join(2)
+                    failure = {
+                        "exercise": current,
+                        "cell": cell,
+                        "status": TAMPERED,
+                        "detail": "the judge process was killed while your code ran "
+                        f"(exit code {judge_proc.exitcode}): the submission's code stopped the grader's judge",
+                        "fatal": True,
+                    }
+                    break
                 if "outcome" in verdict:
                     outcomes[verdict["outcome"]["exercise"]] = verdict["outcome"]
-                    current = None
+                    if current == verdict["outcome"]["exercise"]:
+                        current = None
                     if len(outcomes) == len(job["exercises"]):
                         break
                     continue
@@ -157,20 +227,40 @@ def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, A
                     break
                 if not raw.startswith(token):
                     continue  # not ours: something the student's code wrote to the channel
-                event = json.loads(raw[len(token) :])
-                if "start" in event:
-                    current, cell = event["start"], None
+                # the answer process runs student code, which can read the token: every event is a claim
+                # that can only stop this attempt, never credit anything; one that does not fit is tampering
+                try:
+                    event = json.loads(raw[len(token) :])
+                    if not isinstance(event, dict) or len(event) != 1:
+                        raise ValueError("not one event")
+                except ValueError:
+                    event = {"bad": raw[len(token) : len(token) + 60]}
+                if "start" in event and event["start"] == (unstarted[0] if unstarted else None) and cell is None:
+                    current, cell = unstarted.pop(0), None
                     cpu0, wall0 = _cpu_seconds(proc.pid) or 0.0, time.monotonic()
-                elif "cell" in event:
+                elif "cell" in event and event["cell"] in cell_indices and cell is None and current is not None:
                     cell = event["cell"]
-                elif "cell_done" in event:
+                elif "cell_done" in event and event["cell_done"] == cell and cell is not None:
                     cell = None
+                elif "serving" in event and event["serving"] == current and cell is None:
+                    pass
                 elif "crash" in event:
                     failure = {
                         "exercise": current,
                         "cell": cell,
                         "status": ERROR,
-                        "detail": f"the grader could not check it: {event['crash'].strip().splitlines()[-1]}",
+                        "detail": "the answer process stopped with an error outside the exercise's cells: "
+                        + (str(event["crash"]).strip().splitlines() or [""])[-1][:300],
+                    }
+                    break
+                else:
+                    failure = {
+                        "exercise": None,
+                        "cell": None,
+                        "status": TAMPERED,
+                        "detail": "the answer process sent the grader an event out of order "
+                        f"({json.dumps(event)[:80]}): code run for the answers forged the grader's messages",
+                        "fatal": True,
                     }
                     break
                 continue
@@ -246,14 +336,17 @@ def check_answers(
         ),
         key=lambda s: (s["cell"] is None, s["cell"] or 0),
     )
-    from .judge import keep_private
+    from .private import keep_private
 
     keep_private()  # this process holds the judge's token and reads its verdicts: out of the answers' reach
     cells = answer_cells(nb, plans)
     outcomes: dict[str, dict[str, Any]] = {}
     skip: list[int] = []
+    attempts = 0
     with tempfile.TemporaryDirectory(prefix="resnet-lab-answer-") as cwd:
+        _share_with_student(cwd)
         while specs:
+            attempts += 1
             job = {
                 "cells": cells,
                 "exercises": specs,
@@ -261,14 +354,21 @@ def check_answers(
                 "cwd": cwd,
                 "env": _env(limits.fast),
                 "seed": seed,
+                "user": _student_user(),
             }
             found, failure = _attempt(job, limits)
             outcomes.update(found)
             specs = [s for s in specs if s["exercise"] not in found]
             if failure is None:
                 break
-            stopped = failure["exercise"] or (specs[0]["exercise"] if specs else None)
-            for spec in specs if failure["exercise"] is None else [s for s in specs if s["exercise"] == stopped]:
+            names = {s["exercise"] for s in specs}
+            # a failure naming no exercise left (or forged events) stops the notebook: no endless retries.
+            # At most one new process per exercise: each failure settles at least one exercise.
+            if failure.get("fatal") or failure["exercise"] not in names or attempts > len(plans):
+                blamed = specs
+            else:
+                blamed = [s for s in specs if s["exercise"] == failure["exercise"]]
+            for spec in blamed:
                 outcomes[spec["exercise"]] = {
                     "exercise": spec["exercise"],
                     "status": failure["status"],

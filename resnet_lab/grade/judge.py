@@ -30,9 +30,11 @@ from resnet_lab import checks
 from resnet_lab.checks import engine
 
 from . import references, remote
+from .private import keep_private
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 TAMPERED, REFERENCE_USED, ERROR = "tampered", "reference used", "error"
+__all__ = ["judge", "keep_private", "main"]
 _CHECKERS = dict(checks.CHECKERS)
 _COLLECTING = engine.collecting
 _NOT_DONE = engine.NotDone
@@ -122,11 +124,17 @@ def judge(link: remote.Link, spec: dict[str, Any], message: dict[str, Any]) -> d
         return {**out, "status": TAMPERED, "detail": detail}
     used = [str(u) for u in after.get("used") or []]
     if used:
-        detail = f"the answer's code calls resnet_lab's {', '.join(used)}, the reference it is checked against"
+        detail = f"the answer's code calls {', '.join(used)}, a reference implementation of what the exercise asks"
         return {**out, "status": REFERENCE_USED, "detail": detail}
+    borrowed = [str(b) for b in after.get("borrowed") or []]
+    if borrowed:
+        return {**out, "status": REFERENCE_USED, "detail": "; ".join(borrowed[:3])}
     named = sorted(link.classes_seen & _REFERENCE_CLASSES.get(spec["exercise"], set()))
     if named:  # what the answer process said about the classes of the student's modules (it can only cost a pass)
-        detail = f"the answer's modules are, derive from or contain resnet_lab's {', '.join(n.rpartition('.')[2] for n in named)}"
+        which = ", ".join(
+            f"{'torchvision' if n.startswith('torchvision') else 'resnet_lab'}'s {n.rpartition('.')[2]}" for n in named
+        )
+        detail = f"the answer's modules are, derive from or contain {which}"
         return {**out, "status": REFERENCE_USED, "detail": detail}
     if not_done:
         return {
@@ -138,18 +146,6 @@ def judge(link: remote.Link, spec: dict[str, Any], message: dict[str, Any]) -> d
     if error is not None:
         return {**out, "status": FAILED, "detail": summary(error)}
     return {**out, "status": FAILED if out["hidden_passed"] < out["hidden_total"] else PASSED}
-
-
-def keep_private() -> bool:
-    """Make this process non-dumpable (Linux): then another process of the same user, such as an answer
-    process, can neither ``ptrace`` it nor open its ``/proc/PID/mem``, ``fd`` or ``environ``. False where
-    that is not available."""
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE = 4
-    except (OSError, AttributeError):
-        return False
 
 
 def main(job: dict[str, Any], answer: Any, grader: Any, token: str = "") -> None:
