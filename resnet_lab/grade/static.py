@@ -19,31 +19,59 @@ that the answer reaches by name) and reports
 from __future__ import annotations
 
 import ast
+import copy
 from typing import Any
 
 from ..notebook_cells import parse_cell
 
-_DYNAMIC_CALLS = {"__import__", "exec", "eval", "compile", "globals", "locals", "vars", "open", "breakpoint"}
+_DYNAMIC_CALLS = {
+    "__import__", "exec", "eval", "compile", "globals", "locals", "vars", "open", "breakpoint", "__builtins__",
+}  # fmt: skip
 _DYNAMIC_MODULES = {
     "importlib", "sys", "os", "gc", "ctypes", "inspect", "subprocess", "builtins", "pickle", "marshal",
     "types", "socket", "pathlib", "shutil", "multiprocessing", "threading", "signal", "runpy", "code",
+    "operator", "pkgutil", "pydoc", "copyreg", "weakref", "dis",
 }  # fmt: skip
 _DYNAMIC_ATTRS = {
     "__dict__", "__globals__", "__code__", "__closure__", "__builtins__", "__subclasses__", "__import__",
     "__loader__", "__spec__", "__getattribute__", "__reduce__", "__reduce_ex__", "__bases__", "__mro__",
     "f_back", "f_globals", "f_locals", "f_builtins", "gi_frame", "tb_frame", "__self__", "__func__",
-    "__base__",
+    "__base__", "__wrapped__", "__class__", "__qualname__", "__module__", "__objclass__",
 }  # fmt: skip
 # the grader's own machinery: an answer has no business reaching it
 _INTERNALS = ("resnet_lab.grade", "resnet_lab.checks.engine", "resnet_lab.checks.pairing")
 _INTERNAL_ATTRS = {"grade", "engine", "pairing", "CHECKERS"}
 _ATTR_FUNCTIONS = {"getattr", "setattr", "delattr", "hasattr"}
+# packages whose ResNet code counts as a reference (torchvision's blocks for the block exercises)
+_PACKAGES = ("resnet_lab", "torchvision")
+
+
+def _owner(origin: str) -> str:
+    return "torchvision's" if origin.startswith("torchvision") else "resnet_lab's"
+
+
+class _StripBodies(ast.NodeTransformer):
+    """What runs when a cell is executed: everything but the bodies of its functions (their decorators
+    and default values do run; so do class bodies)."""
+
+    def visit_FunctionDef(self, node: ast.AST) -> ast.AST:
+        node = self.generic_visit(node)
+        node.body = [ast.Pass()]  # type: ignore[attr-defined]
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
 
 
 def reference_names(exercise: str) -> set[str]:
     from .references import REFERENCES
 
     return {key.split(":")[1] for key in REFERENCES.get(exercise, ())}
+
+
+def reference_keys(exercise: str) -> set[str]:
+    from .references import REFERENCES
+
+    return set(REFERENCES.get(exercise, ()))
 
 
 def _root(node: ast.AST) -> str | None:
@@ -62,6 +90,7 @@ def _dotted(node: ast.AST) -> str:
 class _Reader:
     def __init__(self, exercise: str) -> None:
         self.names = reference_names(exercise)
+        self.packages = tuple(sorted({k.split(":")[0].split(".")[0] for k in reference_keys(exercise)}))
         self.imported: dict[str, str] = {}  # local name -> what it was imported as ("resnet_lab:BasicBlock")
         self.references: list[str] = []
         self.dynamic: list[str] = []
@@ -88,24 +117,37 @@ class _Reader:
             elif isinstance(node, ast.ImportFrom):
                 for alias in node.names:
                     if alias.name == "*":  # every name the module exports, the references among them
-                        for name in self.names if (node.module or "").startswith("resnet_lab") else ():
+                        for name in self.names if (node.module or "").startswith(self.packages) else ():
                             self.imported[name] = f"{node.module}:{name}"
                         continue
                     self.imported[alias.asname or alias.name] = f"{node.module or ''}:{alias.name}"
 
-    def read(self, tree: ast.AST, where: str) -> None:
+    def _package_built(self, node: ast.AST) -> bool:
+        """Does the expression use a name imported from a package with references (resnet_lab, torchvision)?"""
+        return any(
+            isinstance(n, ast.Name) and self.imported.get(n.id, "").startswith(_PACKAGES) for n in ast.walk(node)
+        )
+
+    def read(self, tree: ast.AST, where: str, imports: bool = True) -> None:
+        """Note references and dynamic code in ``tree``; ``imports``: an import of a reference's name or of a
+        module such as ``sys`` counts (False for the set-up code of earlier cells, where only a use counts)."""
+        called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
         for node in ast.walk(tree):
             line = f"{where}, line {getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 origin = self.imported.get(node.id, "")
-                if origin.startswith("resnet_lab") and origin.rpartition(":")[2] in self.names:
-                    self.references.append(f"{node.id} (resnet_lab's {origin.rpartition(':')[2]}; {line})")
+                if origin.startswith(self.packages) and origin.rpartition(":")[2] in self.names:
+                    self.references.append(f"{node.id} ({_owner(origin)} {origin.rpartition(':')[2]}; {line})")
                 if node.id in _DYNAMIC_CALLS or node.id in _DYNAMIC_MODULES and node.id in self.imported:
                     self.dynamic.append(f"{node.id} ({line})")
+                elif node.id in _ATTR_FUNCTIONS and id(node) not in called:  # reduce(getattr, ...), map(getattr, ...)
+                    self.dynamic.append(f"{node.id} used as a value ({line})")
             elif isinstance(node, ast.Attribute):
                 root = _root(node)
                 if node.attr in self.names and root is not None and root in self.imported:
-                    self.references.append(f"{_dotted(node)} ({line})")
+                    origin = self.imported[root]
+                    if origin.startswith(self.packages):
+                        self.references.append(f"{_dotted(node)} ({_owner(origin)} {node.attr}; {line})")
                 if node.attr in _DYNAMIC_ATTRS or (node.attr in _INTERNAL_ATTRS and root in self.imported):
                     self.dynamic.append(f"{_dotted(node)} ({line})")
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -113,12 +155,19 @@ class _Reader:
                     modules = [a.name for a in node.names]
                 else:
                     modules = [node.module or "", *(f"{node.module or ''}.{a.name}" for a in node.names)]
-                if any(m.split(".")[0] in _DYNAMIC_MODULES or m.startswith(_INTERNALS) for m in modules):
+                dynamic = any(m.split(".")[0] in _DYNAMIC_MODULES for m in modules)
+                if (dynamic and imports) or any(m.startswith(_INTERNALS) for m in modules):
                     self.dynamic.append(f"import {', '.join(modules)} ({line})")
-                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("resnet_lab"):
+                if imports and isinstance(node, ast.ImportFrom) and (node.module or "").startswith(self.packages):
                     for alias in node.names:
                         if alias.name in self.names:
-                            self.references.append(f"from {node.module} import {alias.name} ({line})")
+                            origin = node.module or ""
+                            self.references.append(
+                                f"from {origin} import {alias.name} ({_owner(origin)} {alias.name}; {line})"
+                            )
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "type":
+                if len(node.args) == 1 and self._package_built(node.args[0]):  # the class of a package object
+                    self.dynamic.append(f"{_dotted(node)} ({line})")
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _ATTR_FUNCTIONS:
                 target = node.args[0] if node.args else None
                 name = node.args[1] if len(node.args) > 1 else None
@@ -179,16 +228,22 @@ def review(cells: list[dict[str, Any]], plans: list[dict[str, Any]]) -> dict[str
                     reader.note_names(definition)
                     reader.read(definition, f"cell {index}")
                     todo.append(definition)
+        for index, tree in parsed:  # what else runs before the answer: module-level code and class bodies
+            if tree is not None and index < cell:
+                executed = _StripBodies().visit(copy.deepcopy(tree))
+                reader.note_names(executed)
+                reader.read(executed, f"cell {index}", imports=False)
         if reader.references:
             found[plan["exercise"]] = (
                 "reference used",
-                "the answer's code names the reference it is checked against: " + "; ".join(reader.references[:3]),
+                "the answer's code names a reference implementation of what the exercise asks: "
+                + "; ".join(list(dict.fromkeys(reader.references))[:3]),
             )
         elif reader.dynamic or reader.patches:
             found[plan["exercise"]] = (
                 "needs review",
                 "the answer's code uses what an exercise does not need (it can reach the grader's tools "
                 "without naming them), so a teacher should read it: "
-                + "; ".join((reader.dynamic + reader.patches)[:6]),
+                + "; ".join(list(dict.fromkeys(reader.dynamic + reader.patches))[:6]),
             )
     return found
