@@ -4,8 +4,10 @@ Each attack replaces cells of the student copy of lesson 02 (or inserts cells be
 graded without a kernel (``answers.check_answers``: one answer process and one judge, 1-3 CPU seconds);
 the attack on the worker's report (a10) needs the whole grader with a kernel (about 15 s).
 
-As root (as in CI), the answer processes run as user ``nobody`` (``answers._student_user``); the tests
-marked "same user" switch that off to check what holds when student code runs as the grader's user.
+As root (as in CI), the answer processes run as user ``nobody``, or, where that user cannot import
+Python's modules (an installation under /root, as on the course's machine), as root without any
+capability (``answers._student_user``); the tests marked "same user" switch that off to check what holds
+when student code runs as the grader's user with the grader's rights.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def _no_user_switch(monkeypatch):
     monkeypatch.setattr(answers, "_student_user", lambda: None)
 
 
-@pytest.mark.parametrize("same_user", [False, True], ids=["as-nobody", "same-user"])
+@pytest.mark.parametrize("same_user", [False, True], ids=["unprivileged", "same-user"])
 def test_code_injected_into_the_answer_fork_server_never_reaches_a_judge(same_user, monkeypatch):
     """a11: gdb on the answer process's parent (a fork server), code that replaces the judge's verdict,
     then a forged event so that the grader retries. The judges come from a fork server of their own."""
@@ -169,8 +171,8 @@ class MyBasicBlock(nn.Module):
 
 
 def test_a_judge_killed_by_the_answer_is_the_submissions_doing(monkeypatch):
-    """a07 (as the grader's own user: as root the answer runs as nobody and cannot signal the judge): the
-    answer's forward finds the judge (a child of the judges' fork server) and kills it."""
+    """a07 (as the grader's own user; as nobody the answer could not signal the judge): the answer's
+    forward finds the judge (a child of the judges' fork server) and kills it."""
     _no_user_switch(monkeypatch)
     nb = build("c02_control_subclass")
     next(c for c in nb["cells"] if c.get("id") == IDS["block"])["source"] = KILL_JUDGE
@@ -180,19 +182,29 @@ def test_a_judge_killed_by_the_answer_is_the_submissions_doing(monkeypatch):
     assert "passed" not in {o["status"] for o in found.values()}
 
 
-def test_as_nobody_the_answer_cannot_kill_the_judge():
-    found = check(build("a07_kill_judge"))  # its forward kills its siblings: not the judge, nor as nobody
+def test_the_red_teams_judge_killer_misses_the_judge():
+    found = check(build("a07_kill_judge"))  # its forward kills its siblings: the judge is none of them
     assert found["basic_block"]["status"] == "failed", found
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="the user switch is for root")
-def test_as_root_the_answer_runs_as_an_unprivileged_user():
+def test_as_root_the_answer_runs_without_privileges():
+    """User nobody where it can import Python's modules; else root with no capability at all (here, where
+    Python is installed under /root, the latter): either way it cannot ptrace the grader's processes."""
     folder = Path(tempfile.mkdtemp(prefix="resnet-lab-uid-"))
     folder.chmod(0o777)
     nb = build("c02_control_subclass")
-    nb["cells"].insert(3, {"cell_type": "code", "source": f"class _Who:\n    import os\n    open({str(folder / 'uid')!r}, 'w').write(str(os.getuid()))\n"})  # fmt: skip
+    spy = (
+        "class _Who:\n    import os\n"
+        "    _caps = [l for l in open('/proc/self/status') if l.startswith('CapEff:')][0].split()[1]\n"
+        f"    open({str(folder / 'who')!r}, 'w').write(f'{{os.getuid()}} {{_caps}}')\n"
+    )
+    nb["cells"].insert(3, {"cell_type": "code", "source": spy})
     check(nb)
-    assert int((folder / "uid").read_text()) != 0
+    uid, caps = (folder / "who").read_text().split()
+    assert int(uid) != 0 or int(caps, 16) == 0
+    expected = answers._student_user()
+    assert (int(uid) != 0) == isinstance(expected, list)
     shutil.rmtree(folder)
 
 

@@ -151,6 +151,37 @@ def run(job: dict[str, Any], emit: Any, conn: Any) -> None:
         serve_exercise(conn, server, message, spec, before)
 
 
+def drop_capabilities() -> None:
+    """Linux, as root: drop every capability (bounding set first, so that no exec gets one back, then the
+    effective, permitted and inheritable sets) and set no_new_privs. Root without CAP_SYS_PTRACE cannot
+    ptrace a non-dumpable process, even one of root. Raises SystemExit if that fails."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    last = 40
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
+            last = int(f.read())
+    except (OSError, ValueError):
+        pass
+    for cap in range(last + 1):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3: all zero
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise SystemExit(f"could not drop capabilities (errno {ctypes.get_errno()})")
+    with open("/proc/self/status", encoding="ascii") as f:
+        if any(line.startswith("CapEff:") and int(line.split()[1], 16) for line in f):
+            raise SystemExit("capabilities still effective")
+
+
 def main(job: dict[str, Any], channel: Any, token: str, conn: Any) -> None:
     """Entry point in the fresh process: silence the student's output, run the job, report on ``channel``.
 
@@ -158,7 +189,9 @@ def main(job: dict[str, Any], channel: Any, token: str, conn: Any) -> None:
     becomes that user before any student code runs, so that code cannot ptrace, signal or read the
     grader's processes (the judge, the fork servers, the grader), whatever their dumpable flag."""
     user = job.get("user")
-    if user:
+    if user == "nocaps":
+        drop_capabilities()
+    elif user:
         os.setgroups([])
         os.setgid(int(user[1]))
         os.setuid(int(user[0]))
@@ -166,7 +199,7 @@ def main(job: dict[str, Any], channel: Any, token: str, conn: Any) -> None:
             raise SystemExit("could not leave root")
     os.chdir(job["cwd"])
     os.environ.update(job["env"])
-    if user:
+    if isinstance(user, list):
         os.environ["HOME"] = job["cwd"]
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

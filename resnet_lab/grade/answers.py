@@ -133,21 +133,45 @@ class _JudgeProcess(_mp_context.ForkServerProcess):
         return _JudgePopen(process_obj)
 
 
-def _student_user() -> list[int] | None:
-    """[uid, gid] to run student code as when the grader runs as root (user ``nobody``, or
-    ``$RESNET_LAB_STUDENT_USER``): a process of another user cannot ptrace, signal or read the grader's."""
+def _others_can_reach(path: str) -> bool:
+    """Can a user with no special rights reach ``path`` (every folder on the way searchable by others)?"""
+    path = os.path.realpath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+def _student_user() -> list[int] | str | None:
+    """Who runs student code when the grader runs as root (None: not root, nothing to change).
+
+    ``[uid, gid]`` of user ``nobody`` (or ``$RESNET_LAB_STUDENT_USER``): a process of another user cannot
+    ptrace, signal or read the grader's processes. Where that user could not import Python's own modules
+    (an installation under /root, say), ``"nocaps"``: the process stays root but drops every capability
+    (so it cannot ptrace the grader's non-dumpable processes, nor get a capability back by exec)."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
     try:
         entry = pwd.getpwnam(os.environ.get("RESNET_LAB_STUDENT_USER", "nobody"))
     except KeyError:
-        return None
-    return [entry.pw_uid, entry.pw_gid] if entry.pw_uid != 0 else None
+        return "nocaps"
+    import torch  # noqa: PLC0415 - only to find where it is installed
+
+    needed = (os.path.dirname(os.__file__), os.path.dirname(torch.__file__), os.path.dirname(static.__file__))
+    if entry.pw_uid == 0 or not all(_others_can_reach(p) for p in needed):
+        return "nocaps"
+    return [entry.pw_uid, entry.pw_gid]
 
 
 def _share_with_student(path: str) -> None:
     user = _student_user()
-    if user is not None:
+    if isinstance(user, list):
         os.chown(path, user[0], user[1])
 
 
