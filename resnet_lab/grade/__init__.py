@@ -287,6 +287,10 @@ def grade_class(
     lessons = sorted({e.lesson for e in exercises})
     hidden = load_hidden(hidden_path, exercises)
     submissions = find_submissions(root, lessons)
+    from .private import keep_private
+
+    keep_private()  # this process holds the judges' tokens and the hidden configurations
+    answers.start_servers()  # before any notebook runs: the judges' code is read from disk now
     report = CsvReport(report_path)
 
     def one(item: tuple[str, Path, str | None]) -> tuple[dict[str, Any] | None, float]:

@@ -1,8 +1,12 @@
 """The grader's side of the answer process: which cells an answer needs, starting the process, time limits.
 
-Answer processes, and next to each a judge (:mod:`resnet_lab.grade.judge`), are forked from a *fork
-server* that imported torch and the checkers once (so each submission costs two forks, not a 3-second
-import) and that never runs student code itself. The answer process gets the cells and the exercises;
+Answer processes are forked from a *fork server* that imported torch and the checkers once (so each
+submission costs forks, not a 3-second import) and that never runs student code itself; the judge next
+to each (:mod:`resnet_lab.grade.judge`) is forked from a second fork server that has never been the
+parent of student code (an answer process that changed its own fork server reaches no judge). Both are
+non-dumpable from their first import; as root, an answer process becomes user ``nobody`` or drops every
+capability before student code runs. Every event the answer process sends is checked (it holds its
+token): one out of order is ``tampered`` for what is left, and no exercise is retried twice. The answer process gets the cells and the exercises;
 the judge gets the exercises with the teacher's hidden configurations and never the student's code; the
 two talk over a pipe of their own, and only the judge sends outcomes to the grader. Nothing travels
 through a file. After the outcomes come back, :mod:`resnet_lab.grade.static` reads the answer's code
@@ -175,10 +179,20 @@ def _share_with_student(path: str) -> None:
         os.chown(path, user[0], user[1])
 
 
+def start_servers() -> None:
+    """Start both fork servers now (the judges' first), before any student code runs anywhere: they import
+    the judge, the checkers and the answer process's code from disk, which student code running as the
+    files' owner could otherwise have changed by then."""
+    _JUDGES.ensure_running()
+    _server()
+    _forkserver.ensure_running()
+
+
 def _attempt(job: dict[str, Any], limits: Limits) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
     """One answer process: outcomes by exercise, and the failure that stopped it early (or None)."""
     from . import answer_process, judge
 
+    start_servers()
     ctx = _server()
     token = secrets.token_hex(16)
     receiver, sender = ctx.Pipe(duplex=False)
