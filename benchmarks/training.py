@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from resnet_lab import cifar_resnet, data, training  # noqa: E402
 from resnet_lab.runtime import device_name  # noqa: E402
+from resnet_lab.throughput import conv_rate, train_flops_per_image  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -116,56 +117,6 @@ def engine_history(splits: data.Splits, depth: int = 20, epochs: int = 1, **conf
 def engine_images_per_second(splits: data.Splits, depth: int, **config: object) -> float:
     """One epoch of ``training.train``; training images per second."""
     return len(splits.train) / engine_history(splits, depth, **config).seconds[-1]
-
-
-CONV_SHAPE = (128, 64, 28, 28)  # (N, C, H, W) of the reference convolution: a ResNet-20 layer1 conv at batch 128
-
-
-def _conv_step(x: torch.Tensor, w: torch.Tensor, precision: str) -> None:
-    """One forward + backward of a 3x3 convolution (stride 1, padding 1), in bf16 autocast if asked."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        out = F.conv2d(x, w, padding=1)
-    out.float().sum().backward()
-
-
-def conv_flops(precision: str = "fp32") -> int:
-    """FLOPs of one ``_conv_step`` on CONV_SHAPE, counted by torch.utils.flop_counter (forward + backward)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x = torch.randn(CONV_SHAPE, requires_grad=True)
-    w = torch.randn(CONV_SHAPE[1], CONV_SHAPE[1], 3, 3, requires_grad=True)
-    with FlopCounterMode(display=False) as counter:
-        _conv_step(x, w, precision)
-    return counter.get_total_flops()
-
-
-def conv_rate(precision: str, steps: int = 10) -> float:
-    """GFLOP/s of the reference 3x3 convolution (forward + backward, channels_last), median of ``steps``
-    timed steps after two untimed ones, in this process with its threads."""
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(CONV_SHAPE, generator=generator).to(memory_format=torch.channels_last).requires_grad_()
-    w = torch.randn(CONV_SHAPE[1], CONV_SHAPE[1], 3, 3, generator=generator).mul_(0.05)
-    w = w.to(memory_format=torch.channels_last).requires_grad_()
-    times = []
-    for step in range(steps + 2):
-        x.grad = w.grad = None
-        started = time.perf_counter()
-        _conv_step(x, w, precision)
-        if step >= 2:
-            times.append(time.perf_counter() - started)
-    return conv_flops(precision) / statistics.median(times) / 1e9
-
-
-def train_flops_per_image(depth: int = 20) -> float:
-    """FLOPs of one training image for ResNet-``depth`` on 1x28x28 (forward + backward, batch 8, counted by
-    torch.utils.flop_counter; the optimizer step and BN's elementwise work are not counted)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = cifar_resnet(depth, in_channels=1)
-    x = torch.randn(8, 1, 28, 28)
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(x), torch.zeros(8, dtype=torch.long)).backward()
-    return counter.get_total_flops() / 8
 
 
 def variant_precision(name: str) -> str:
