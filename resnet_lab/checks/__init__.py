@@ -45,6 +45,7 @@ CHECKER_MODULES: tuple[str, ...] = (
     "family",  # preact_block, squeeze_excitation, se_block, grouped_bottleneck (notebook 10)
     "probes_exercises",  # lesion_block, filter_normalize (notebook 11)
     "inside",  # grad_cam (notebook 12)
+    "speed",  # triangular_lr, ema_update, flip_tta (notebook 13)
 )
 
 CHECKERS: dict[str, Callable[..., None]] = {}

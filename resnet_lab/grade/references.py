@@ -38,6 +38,9 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "se_block": ("resnet_lab.blocks:BasicBlock", _TV_BASIC),
     "squeeze_excitation": ("resnet_lab.blocks:SqueezeExcitation",),
     "grouped_bottleneck": ("resnet_lab.blocks:Bottleneck", _TV_BOTTLENECK),
+    "triangular_lr": ("resnet_lab.schedules:learning_rate",),
+    "ema_update": ("resnet_lab.training:moving_average",),
+    "flip_tta": ("resnet_lab.training:predict", "resnet_lab.levers:predict_views"),
 }
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
