@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from . import data
+from . import data, run_records
 from .experiments import choose_on_validation, degradation_config, fashion_full_config
 from .models import cifar_resnet
 from .run_records import load_record, net_result, record_path, save_record, start_run
@@ -442,6 +442,66 @@ def plot_ablation(records: dict[str, dict[int, dict[str, Any]]], arms: Sequence[
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_paired_differences(findings: dict[str, Any]) -> Any:
+    """What each lever bought: its final validation error minus the baseline's of the same seed (points; below 0 =
+    better), one dot per seed and a bar at the median, levers sorted by that median; the verdict in each label.
+    Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    arms = [a for a in findings if a != "baseline" and findings[a]["minus_baseline"]]
+    arms.sort(
+        key=lambda a: findings[a]["median_minus_baseline"] if findings[a]["median_minus_baseline"] is not None else 99
+    )
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(arms) + 1.6))
+    markers = ("o", "s", "^", "D", "v")
+    for row, arm in enumerate(arms):
+        for index, (seed, diff) in enumerate(sorted(findings[arm]["minus_baseline"].items())):
+            if diff is not None:
+                ax.plot(diff, row, markers[index % len(markers)], color=f"C{index}", alpha=0.8,
+                        label=f"seed {seed}" if row == 0 else None)  # fmt: skip
+        median = findings[arm]["median_minus_baseline"]
+        if median is not None:
+            ax.plot([median, median], [row - 0.3, row + 0.3], color="black", linewidth=2,
+                    label="median over seeds" if row == 0 else None)  # fmt: skip
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(arms)), [f"{a} ({findings[a]['verdict']})" for a in arms])
+    ax.invert_yaxis()
+    ax.set_xlabel("final validation error minus the baseline's, same seed (points; left of 0 = better)")
+    ax.set_title("What each lever bought on the subset (10 epochs, ResNet-20)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def load_full_runs(seed: int = 0, fast: bool = False) -> dict[str, dict[str, Any]]:
+    """{record name: record} of the full-data runs of ``seed`` in data/runs/ (speedrun-full-<arm>-<epochs>-<seed>),
+    ordered by epochs, then baseline before combo."""
+    suffix = f"-{seed}" + ("-fast" if fast else "")
+    found = {}
+    for path in sorted(Path(run_records.RUNS_DIR).glob("speedrun-full-*.json")):
+        if path.stem.endswith(suffix):
+            found[path.stem] = load_record(path.stem)
+    order = {arm: index for index, arm in enumerate(ARMS)}
+    return dict(sorted(found.items(), key=lambda kv: (kv[1]["config"]["epochs"], order.get(kv[1]["arm"]["key"], 99))))
+
+
+def format_full_runs(runs: dict[str, dict[str, Any]]) -> str:
+    """One line per full-data run: arm, epochs, best validation error (%) and its epoch, seconds, the test accuracy
+    if its test set was read (else "not read"), and whether the plan's rule chose it."""
+    lines = [f"{'record':<34}{'epochs':>7}{'best val':>10}{'at epoch':>10}{'seconds':>9}  test accuracy"]
+    for name, record in runs.items():
+        if not record["nets"]:
+            lines.append(f"{name:<34}{record['config']['epochs']:>7}  diverged: {record.get('diverged', '')}")
+            continue
+        final = next(iter(record["nets"].values()))["final"]
+        test = record.get("test")
+        read = "not read" if test is None else f"{test['accuracy']:.2f} % (chosen by the rule; read {test['read_at']})"
+        lines.append(f"{name:<34}{record['config']['epochs']:>7}{final['best_val_error']:>10.2f}"
+                     f"{final['best_epoch']:>10}{record['total_seconds']:>9.0f}  {read}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -167,6 +167,20 @@ def test_the_figure_draws_error_against_epoch_and_seconds_with_a_band_per_arm():
     plt.close(figure)
 
 
+def test_the_paired_figure_sorts_levers_by_their_median_difference_and_draws_every_seed():
+    findings = speedrun.ablation_findings(synthetic_ablation())
+    figure = speedrun.plot_paired_differences(findings)
+    (ax,) = figure.axes
+    labels = [tick.get_text() for tick in ax.get_yticklabels()]
+    assert labels == [  # medians -1.0, -0.3, -0.2, -0.2, +0.2, +0.3, +0.3 (batch256: over its two finished seeds)
+        "dirac (incomplete)", "tta-translate (helps)", "ema (helps)", "tta-flip (helps)", "bn-lr (unclear)",
+    ] + labels[5:]  # fmt: skip
+    assert sorted(labels[5:]) == ["batch256 (hurts)", "nesterov (unclear)"]  # both +0.3, up to rounding
+    dots = [line for line in ax.lines if line.get_marker() not in ("None", None, "")]
+    assert len(dots) == 3 * 6 + 2 + 2  # three seeds for six arms, two for dirac, two finished for batch256
+    plt.close(figure)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # tiny runs in a temporary data/runs
 
@@ -228,6 +242,12 @@ def test_full_runs_keep_their_weights_and_the_rule_reads_the_test_once(tiny_runs
     assert run_records.load_record(record["choice"]["chosen"])["test"] == record["test"]
     with pytest.raises(ValueError, match="read once"):
         speedrun.read_test(2)
+    runs = speedrun.load_full_runs(0)
+    assert list(runs) == [speedrun.record_name(arm, 0, "full", 2) for arm in ("baseline", "combo")]
+    table = speedrun.format_full_runs(runs).splitlines()
+    chosen = next(line for line in table if line.startswith(record["choice"]["chosen"]))
+    other = next(line for line in table[1:] if not line.startswith(record["choice"]["chosen"]))
+    assert f"{record['test']['accuracy']:.2f} % (chosen by the rule" in chosen and other.endswith("not read")
 
 
 def test_read_test_refuses_weights_that_are_not_the_recorded_ones(tiny_runs, tmp_path):
