@@ -177,7 +177,7 @@ def test_the_paired_figure_sorts_levers_by_their_median_difference_and_draws_eve
     ] + labels[5:]  # fmt: skip
     assert sorted(labels[5:]) == ["batch256 (hurts)", "nesterov (unclear)"]  # both +0.3, up to rounding
     dots = [line for line in ax.lines if line.get_marker() not in ("None", None, "")]
-    assert len(dots) == 3 * 6 + 2 + 2  # three seeds for six arms, two for dirac, two finished for batch256
+    assert len(dots) == 3 * 5 + 2 + 2  # three seeds for five arms, two for dirac, two finished for batch256
     plt.close(figure)
 
 
