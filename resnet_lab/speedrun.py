@@ -471,7 +471,7 @@ def plot_paired_differences(findings: dict[str, Any]) -> Any:
     ax.set_xlabel("final validation error minus the baseline's, same seed (points; left of 0 = better)")
     ax.set_title("What each lever bought on the subset (10 epochs, ResNet-20)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 
