@@ -8,7 +8,8 @@ here read ``canonical_schedule(config.schedule)``. ``training`` re-exports every
 
 The schedules (``TrainConfig.schedule``), each after an optional linear warm-up from lr/10 to lr:
   "warmup_cosine" (warm-up 15% of the run by default), then cosine decay to 0;
-  "triangular" (warm-up 20% of the run by default), then linear decay to 0 at the last step: the short
+  "triangular" (warm-up 20% of the run by default), then linear decay, reaching 0 at step total_steps (one
+      past the last iteration): the short
       triangular schedule of airbench (Jordan 2024); airbench warms up from 0.2 lr, this course from lr/10;
   "step": the paper's, lr / 10 at 50% and 75% of the iterations after the warm-up; "cosine"; "constant".
 """
