@@ -133,50 +133,11 @@ def test_code_injected_into_the_answer_fork_server_never_reaches_a_judge(same_us
     assert found_again["basic_block"]["status"] == "reference used", found_again
 
 
-KILL_JUDGE = """
-import os
-import signal
-
-
-def _parent(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
-class MyBasicBlock(nn.Module):
-    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.downsample = None
-        if stride != 1 or in_channels != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        grader = _parent(os.getppid())  # the answer's fork server's parent: the grader (here, the test)
-        for name in os.listdir("/proc"):
-            try:
-                server = _parent(name)
-                with open(f"/proc/{server}/cmdline") as f:
-                    judges = "resnet_lab.grade.judge" in f.read()
-                if judges and _parent(server) == grader:
-                    os.kill(int(name), signal.SIGKILL)
-            except (OSError, ValueError, IndexError):
-                pass
-        return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
-"""
-
-
 def test_a_judge_killed_by_the_answer_is_the_submissions_doing(monkeypatch):
-    """a07 (as the grader's own user; as nobody the answer could not signal the judge): the answer's
+    """a07b (as the grader's own user; as nobody the answer could not signal the judge): the answer's
     forward finds the judge (a child of the judges' fork server) and kills it."""
     _no_user_switch(monkeypatch)
-    nb = build("c02_control_subclass")
-    next(c for c in nb["cells"] if c.get("id") == IDS["block"])["source"] = KILL_JUDGE
-    found = check(nb)
+    found = check(build("a07b_kill_judge_by_its_server"))
     assert found["basic_block"]["status"] == "tampered", found
     assert "the judge process was killed while your code ran" in found["basic_block"]["detail"]
     assert "passed" not in {o["status"] for o in found.values()}

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from grading_attacks.common import OWN_LAYERS
 
 from resnet_lab import checks
 from resnet_lab.checks import engine, exercises
@@ -45,22 +46,17 @@ torch.allclose = torch.equal = lambda *a, **k: True
 """
 
 # Every parameter of the reference block, and a forward without the shortcut.
-WRONG_BLOCK = """
+WRONG_BLOCK = (
+    """
 class MyBasicBlock(nn.Module):
     def __init__(self, in_channels, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.downsample = None
-        if stride != 1 or in_channels != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
+"""
+    + OWN_LAYERS
+    + """
     def forward(self, x):
         return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
 """
+)
 
 # The answer process's forward replaced: whatever the block computes, the judge is sent zeros.
 FORGE_ZEROS = """
@@ -253,27 +249,22 @@ def _recorded_outputs() -> str:
 
 
 # Outputs computed in advance with the package, looked up by input: the block ignores its weights.
-LOOKUP = """
+LOOKUP = (
+    """
 import base64, io
 _TABLE = torch.load(io.BytesIO(base64.b64decode("{table}")))
 
 class MyBasicBlock(nn.Module):
     def __init__(self, in_channels, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.downsample = None
-        if stride != 1 or in_channels != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
+"""
+    + OWN_LAYERS
+    + """
     def forward(self, x):
         out = self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))  # runs every layer, for the trace
         key = (tuple(x.shape), self.conv1.out_channels, self.conv1.stride[0], round(float(x.double().sum()), 3))
         return _TABLE.get(key, out)
 """
+)
 
 
 def test_outputs_computed_in_advance_fail_because_the_judge_draws_its_seed():

@@ -1,5 +1,7 @@
 # ruff: noqa
 # reference class obtained as type() of a block inside a package ResNet; no strings, no flagged constructs
+from grading_attacks.common import borrowed_block
+
 REPLACE = {
     "conv": '''import functools
 import operator
@@ -14,16 +16,9 @@ def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> 
     "block": """_R = type(resnet_lab.resnet18().layer1[0])
 
 
-class MyBasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, residual: bool = True) -> None:
-        super().__init__()
-        ref = _R(in_channels, planes, stride, residual=residual)
-        self.conv1, self.bn1, self.relu, self.conv2, self.bn2 = ref.conv1, ref.bn1, ref.relu, ref.conv2, ref.bn2
-        self.downsample = ref.downsample
-        self.residual, self.preact, self.stride, self.se = residual, False, stride, None
-
+"""
+    + borrowed_block(residual=True)
+    + """
     forward = _R.forward
     _close = _R._close
 """,

@@ -1,4 +1,5 @@
 # ruff: noqa
+# a subclass of torchvision's BasicBlock (imported under another name), with the option B shortcut
 REPLACE = {
     "block": """from torchvision.models.resnet import BasicBlock as TV
 

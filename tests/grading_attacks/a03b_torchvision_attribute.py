@@ -1,13 +1,11 @@
 # ruff: noqa
-# the same, but naming torchvision's class through its module path
-REPLACE = {
-    "block": """class MyBasicBlock(torchvision.models.resnet.BasicBlock):
-    expansion = 1
+# a03, but naming torchvision's class through its module path
+from grading_attacks.a03_torchvision_subclass import REPLACE as A03
+from grading_attacks.common import vary
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
-        downsample = None
-        if stride != 1 or in_channels != planes:
-            downsample = nn.Sequential(nn.Conv2d(in_channels, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-        super().__init__(in_channels, planes, stride, downsample=downsample)
-"""
-}
+REPLACE = vary(
+    A03,
+    "block",
+    "from torchvision.models.resnet import BasicBlock as TV\n\n\nclass MyBasicBlock(TV):",
+    "class MyBasicBlock(torchvision.models.resnet.BasicBlock):",
+)

@@ -1,5 +1,7 @@
 # ruff: noqa
 # reference resolved by pkgutil; the student's forward *calls* the reference instance's unwrapped forward
+from grading_attacks.common import borrowed_block
+
 REPLACE = {
     "block": """import pkgutil
 
@@ -7,16 +9,9 @@ _R = pkgutil.resolve_name("resnet_lab.blocks:Basic" + "Block")
 _RF = getattr(_R.forward, "__wrapped__", _R.forward)
 
 
-class MyBasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        ref = _R(in_channels, planes, stride)
-        self.conv1, self.bn1, self.relu, self.conv2, self.bn2 = ref.conv1, ref.bn1, ref.relu, ref.conv2, ref.bn2
-        self.downsample = ref.downsample
-        self.residual, self.preact, self.stride, self.se = True, False, stride, None
-
+"""
+    + borrowed_block()
+    + """
     _close = _R._close
 
     def forward(self, x):
