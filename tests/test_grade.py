@@ -3,8 +3,8 @@ says exactly what happened to each submission, cheats are never graded passed, t
 never reach the kernel, and the run stays within its time limits.
 
 The class run (12 submissions: 12 kernels in quick mode, and 13 answer processes with a judge beside
-each, forked from one fork server, two notebooks at a time) is the slow part: 73 to 97 s of wall time for
-the fixture on the shared 2-core machine at load average 4 to 6 (2026-12-05). Everything else here runs
+each, forked from one fork server, four notebooks at a time) is the slow part: 40 s of wall time for the
+fixture in the whole suite on the 2-core machine, nothing else running (45 s two at a time; 2026-12-05). Everything else here runs
 without a kernel. Time limits are far above an honest run's needs: an honest check takes under 1 CPU
 second (the limit, 8, counts CPU seconds, so a loaded machine cannot trip it), and the notebooks'
 wall-clock limits are 300 and 600 s for cells that take a few seconds; only the endless loop reaches its
@@ -40,6 +40,9 @@ HIDDEN = {"basic_block": [[16, 32, 2], [32, 32, 1]]}
 HONEST = {"complete", "half_done", "no_stride", "relu_first", "bad_import", "endless", "renamed", "crash"}
 CHEATS = {"kernel_cheats", "tampering", "reference", "wrapper"}
 EXERCISES = ("conv_output_size", "basic_block", "plain_switch")
+# Notebooks graded at the same time. A notebook's run mostly waits (for its kernel to start, to import torch,
+# for the answer process and the judge to take turns), so four at a time keep the two cores busy.
+JOBS = 4
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +80,7 @@ def graded(tmp_path_factory):
                 str(hidden),
                 "--quick",
                 "--jobs",
-                "2",
+                str(JOBS),
                 "--timeout",
                 "600",
                 "--cell-timeout",
