@@ -192,7 +192,7 @@ def test_a_notebook_that_rewrites_the_workers_report_passes_nothing(tmp_path):
 
 def test_every_lesson_solution_passes_through_the_grader():
     """The widened reading and the answer process's new reports flag no honest answer: the lessons' own
-    solutions (28 exercises, 12 notebooks) pass through the answer process and the judge. Two notebooks at
+    solutions (31 exercises, 13 notebooks) pass through the answer process and the judge. Two notebooks at
     a time, each in its own answer process and judge, as the grader's ``--jobs 2`` checks them."""
     from resnet_lab.grade import worker
 
