@@ -42,18 +42,25 @@ class _PlainNet(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
+def resnet8_with_bn_statistics() -> nn.Module:
+    """A CIFAR ResNet-8 (1 input channel, 10 classes) from the current seed, its BN running statistics and biases
+    drawn away from 0 / 1 (seed ``SEED + 1``), so that eval mode is not a no-op. Input (N, 1, H, W)."""
+    model = cifar_resnet(8, in_channels=1, num_classes=10)
+    generator = torch.Generator().manual_seed(SEED + 1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.2, generator=generator)
+                m.running_var.uniform_(0.5, 2.0, generator=generator)
+                m.bias.normal_(0, 0.3, generator=generator)
+    return model
+
+
 def _setup(config: GradCamConfig) -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
     net, layer_name = config
     torch.manual_seed(SEED)
     if net == "resnet8":
-        model: nn.Module = cifar_resnet(8, in_channels=1, num_classes=10)
-        generator = torch.Generator().manual_seed(SEED + 1)
-        with torch.no_grad():  # BN statistics that are not 0/1, so eval mode is not a no-op
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.running_mean.normal_(0, 0.2, generator=generator)
-                    m.running_var.uniform_(0.5, 2.0, generator=generator)
-                    m.bias.normal_(0, 0.3, generator=generator)
+        model: nn.Module = resnet8_with_bn_statistics()
         size, classes = 16, 10
     else:
         model = _PlainNet()

@@ -29,7 +29,7 @@ from torch import nn
 from .. import schedules
 from ..models import cifar_resnet
 from .engine import SEED, call_student, fail, fmt_shape, n_match, passed, run_configs
-from .inside import _PlainNet
+from .inside import _PlainNet, resnet8_with_bn_statistics
 
 __all__ = ["triangular_lr", "ema_update", "flip_tta"]
 
@@ -434,14 +434,7 @@ def _flip_setup(config: FlipConfig) -> tuple[nn.Module, torch.Tensor]:
     net, mode = config
     torch.manual_seed(SEED)
     if net == "resnet8":
-        model: nn.Module = cifar_resnet(8, in_channels=1, num_classes=10)
-        generator = torch.Generator().manual_seed(SEED + 1)
-        with torch.no_grad():  # BN statistics that are not 0/1, so eval mode is not a no-op
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.running_mean.normal_(0, 0.2, generator=generator)
-                    m.running_var.uniform_(0.5, 2.0, generator=generator)
-                    m.bias.normal_(0, 0.3, generator=generator)
+        model: nn.Module = resnet8_with_bn_statistics()
         size = (16, 12)  # not square: a transposed view cannot pass for a flip
     else:
         model = _PlainNet()
