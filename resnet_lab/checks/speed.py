@@ -30,6 +30,7 @@ from .. import schedules
 from ..models import cifar_resnet
 from .engine import SEED, call_student, fail, fmt_shape, n_match, passed, run_configs
 from .inside import _PlainNet, resnet8_with_bn_statistics
+from .training import schedule_mismatch
 
 __all__ = ["triangular_lr", "ema_update", "flip_tta"]
 
@@ -171,16 +172,16 @@ def triangular_lr(fn: Callable[[int, int, float], float], configs: Sequence[tupl
             call = f"{name}({step}, {total}, {peak})"
             value = call_student(checker, where, call, fn, step, total, peak, hints=_lr_error_hints)
             got.append(_plain_number(f"{where}: {call}", value))
-        expected = [reference_triangular_lr(s, total, peak) for s in range(total)]
-        bad = [s for s in range(total) if not math.isclose(got[s], expected[s], rel_tol=1e-6, abs_tol=1e-9)]
+        expected, bad, hints = schedule_mismatch(
+            got,
+            lambda t: reference_triangular_lr(t, total, peak),
+            [(lambda t, wrong=wrong: wrong(t, total, peak), hint) for wrong, hint in _WRONG_LR],
+            rel_tol=1e-6,
+            abs_tol=1e-9,
+        )
         if not bad:
             return
         s = bad[0]
-        hints = [
-            hint
-            for wrong, hint in _WRONG_LR
-            if all(math.isclose(got[t], wrong(t, total, peak), rel_tol=1e-6, abs_tol=1e-9) for t in range(total))
-        ]
         raise fail(
             where,
             f"{name}({s}, {total}, {peak}) returned {got[s]:.6g}, expected {expected[s]:.6g} "

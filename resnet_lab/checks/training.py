@@ -289,6 +289,30 @@ _WRONG_LR: list[tuple[Callable[[int, int, int, float], float], str]] = [
 ]
 
 
+def schedule_mismatch(
+    got: Sequence[float],
+    expected_at: Callable[[int], float],
+    mistakes: Sequence[tuple[Callable[[int], float], str]],
+    rel_tol: float,
+    abs_tol: float,
+) -> tuple[list[float], list[int], list[str]]:
+    """Compare a student's learning rates ``got`` (one per step 0, 1, ...) with ``expected_at(step)``.
+
+    Returns the expected rates, the steps that differ (``math.isclose`` with the tolerances) and, if any differ,
+    the hints of the ``mistakes`` (a typical wrong schedule as a function of the step, and its hint) whose rates
+    ``got`` equals at every step. Used by the schedule checkers (``warmup_cosine``, ``speed.triangular_lr``).
+    """
+    steps = range(len(got))
+    expected = [expected_at(t) for t in steps]
+    bad = [t for t in steps if not math.isclose(got[t], expected[t], rel_tol=rel_tol, abs_tol=abs_tol)]
+    hints = [
+        hint
+        for wrong_at, hint in (mistakes if bad else [])
+        if all(math.isclose(got[t], wrong_at(t), rel_tol=rel_tol, abs_tol=abs_tol) for t in steps)
+    ]
+    return expected, bad, hints
+
+
 def warmup_cosine(fn: Callable[[int, int, int, float], float], configs: Sequence[tuple] | None = None) -> None:
     """Check ``fn(step, total_steps, warmup_steps, peak_lr) -> float`` at every step of a few schedules.
 
@@ -307,18 +331,16 @@ def warmup_cosine(fn: Callable[[int, int, int, float], float], configs: Sequence
                 checker, where, f"{name}({step}, {total}, {warmup}, {peak})", fn, step, total, warmup, peak
             )
             got.append(_number(checker, f"{name}({step}, {total}, {warmup}, {peak})", value, "the learning rate"))
-        expected = [reference_warmup_cosine(s, total, warmup, peak) for s in range(total)]
-        bad = [s for s in range(total) if not math.isclose(got[s], expected[s], rel_tol=1e-5, abs_tol=1e-8)]
+        expected, bad, hints = schedule_mismatch(
+            got,
+            lambda t: reference_warmup_cosine(t, total, warmup, peak),
+            [(lambda t, wrong=wrong: wrong(t, total, warmup, peak), hint) for wrong, hint in _WRONG_LR],
+            rel_tol=1e-5,
+            abs_tol=1e-8,
+        )
         if not bad:
             return
         s = bad[0]
-        hints = [
-            hint
-            for wrong, hint in _WRONG_LR
-            if all(
-                math.isclose(got[t], wrong(t, total, warmup, peak), rel_tol=1e-5, abs_tol=1e-8) for t in range(total)
-            )
-        ]
         raise fail(
             where,
             f"{name}({s}, {total}, {warmup}, {peak}) returned {got[s]:.6f}, expected {expected[s]:.6f} "
