@@ -25,8 +25,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -252,6 +255,69 @@ def grade_notebook(
     return result
 
 
+# What another notebook's code, graded at the same time, can do to a notebook: kill its kernel or answer
+# process (``notebook failed``), stop them (``timed out``), kill its judge or rewrite its worker's report
+# (``tampered``). Never a ``passed``: that comes only from the notebook's own judge.
+_NEIGHBOUR_CAN_CAUSE = {NOTEBOOK_FAILED, worker.TIMED_OUT, TAMPERED}
+
+
+class _Turns:
+    """Notebooks graded side by side, and now and then one graded alone: ``alone()`` waits until no notebook
+    is being graded and keeps new ones from starting until it is done (a readers-writer lock that lets the
+    one who waits alone go first)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._waiting_alone = 0
+        self._alone = False
+
+    @contextmanager
+    def beside_others(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._alone and self._waiting_alone == 0)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._changed:
+            self._waiting_alone += 1
+            self._changed.wait_for(lambda: not self._alone and self._running == 0)
+            self._waiting_alone -= 1
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._alone = False
+                self._changed.notify_all()
+
+
+def neighbour_could_cause(result: dict[str, Any]) -> bool:
+    """Whether another notebook graded at the same time could have caused this notebook's result: one of its
+    exercises ``notebook failed``, ``timed out`` or ``tampered`` (an unreadable file is its own)."""
+    if str(result.get("run", "")).startswith("not a readable notebook"):
+        return False
+    return any(o["status"] in _NEIGHBOUR_CAN_CAUSE for o in result["exercises"])
+
+
+def _graded_again_alone(first: dict[str, Any], again: dict[str, Any]) -> dict[str, Any]:
+    """``again`` (the notebook graded with nothing beside it), each exercise's detail saying what ``first``
+    (the run beside other notebooks) gave."""
+    before = ", ".join(f"{o['exercise']} {o['status']}" for o in first["exercises"])
+    note = f"graded again with no other notebook running (beside others: {before})"
+    for outcome in again["exercises"]:
+        outcome["detail"] = f"{note}; {outcome['detail']}" if outcome.get("detail") else note
+    again["graded_again_alone"] = True
+    return again
+
+
 def _not_recognised(student: str, name: str, lessons: list[str]) -> dict[str, Any]:
     return {
         "student": student,
@@ -274,13 +340,17 @@ def grade_class(
     limits: Limits | None = None,
     chart_path: Path | None = None,
     jobs: int = 1,
+    regrade_alone: bool = True,
     log: Any = print,
 ) -> list[dict[str, Any]]:
     """Grade every submission under ``root``; write the CSV (row by row) and the chart; return the rows.
 
     ``jobs`` notebooks are graded at the same time (each in its own kernel and answer process); rows are
-    written in the submissions' order all the same. Answer processes start through :mod:`multiprocessing`,
-    so a script that calls this needs the usual ``if __name__ == "__main__":`` guard.
+    written in the submissions' order all the same. Notebooks graded at the same time run as one user, so
+    one's code can kill or stop another's processes: with ``regrade_alone`` (the default) a notebook graded
+    beside others whose result such code could have caused (``neighbour_could_cause``) is graded again with
+    no other notebook running, and that result counts. Answer processes start through
+    :mod:`multiprocessing`, so a script that calls this needs the usual ``if __name__ == "__main__":`` guard.
     """
     limits = limits or Limits()
     exercises = list(all_exercises(lessons_dir))
@@ -292,6 +362,7 @@ def grade_class(
     keep_private()  # this process holds the judges' tokens and the hidden configurations
     answers.start_servers()  # before any notebook runs: the judges' code is read from disk now
     report = CsvReport(report_path)
+    turns = _Turns()
 
     def one(item: tuple[str, Path, str | None]) -> tuple[dict[str, Any] | None, float]:
         _, notebook, lesson = item
@@ -299,7 +370,12 @@ def grade_class(
         if lesson is None:
             return None, 0.0
         mine = [e for e in exercises if e.lesson == lesson]
-        return grade_notebook(notebook, mine, hidden, limits), time.monotonic() - started
+        with turns.beside_others():
+            result = grade_notebook(notebook, mine, hidden, limits)
+        if jobs > 1 and regrade_alone and neighbour_could_cause(result):
+            with turns.alone():
+                result = _graded_again_alone(result, grade_notebook(notebook, mine, hidden, limits))
+        return result, time.monotonic() - started
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -323,7 +399,8 @@ def grade_class(
                         }
                     )
                 statuses = ", ".join(f"{o['exercise']} {o['status']}" for o in result["exercises"])
-                log(f"[{number}/{len(submissions)}] {name}: {statuses} ({seconds:.1f} s)")
+                again = ", graded again alone" if result.get("graded_again_alone") else ""
+                log(f"[{number}/{len(submissions)}] {name}: {statuses} ({seconds:.1f} s{again})")
     finally:
         report.close()
     if report.rows:
@@ -350,6 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=Path, default=None, help="JSON file of hidden configurations ('-': stdin)")
     parser.add_argument("--lessons", type=Path, default=NOTEBOOKS, help="folder of the lesson notebooks")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks graded at the same time (default 1)")
+    parser.add_argument(
+        "--no-regrade-alone",
+        action="store_true",
+        help="with --jobs above 1, keep a notebook's result even where another notebook's code could have caused "
+        "it (notebook failed, timed out, tampered); by default such a notebook is graded again alone",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds for all cells of one notebook")
     parser.add_argument("--cell-timeout", type=float, default=120, help="seconds for one cell")
     parser.add_argument(
@@ -407,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
             limits=limits,
             chart_path=args.chart,
             jobs=args.jobs,
+            regrade_alone=not args.no_regrade_alone,
         )
     except GradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
