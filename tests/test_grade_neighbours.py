@@ -5,7 +5,9 @@ Two submissions of lesson 02, both with the solutions: ``saboteur``'s first cell
 kernel is running its first cell, kills it (SIGKILL, found through /proc: the grader's worker whose job
 names the victim's notebook, then that worker's children), then leaves a marker file. ``victim``'s first
 cell waits for that marker, so beside the saboteur it is always killed there; alone, the marker is already
-there and it runs through. Both only touch processes of this test's own class folder.
+there and it runs through. Both only touch processes of this test's own class folder. (The answer processes
+run only the imports and definitions of a first cell that is not an exercise: this code runs in the kernels.)
+That the second run has nothing beside it is checked on the turns themselves, at the end.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -50,7 +54,7 @@ def _kernels_of(name):
     for pid in pids:
         try:
             cmd = open(f"/proc/{{pid}}/cmdline", "rb").read().decode(errors="replace").split("\\0")
-            if len(cmd) > 2 and cmd[1].endswith("worker.py"):
+            if len(cmd) > 2 and cmd[1].endswith("worker.py") and _os.path.isfile(cmd[2]):
                 job = _json.load(open(cmd[2], encoding="utf-8"))
                 if job["notebook"].startswith({folder!r}) and name in job["notebook"]:
                     workers.add(pid)
@@ -79,8 +83,7 @@ if not _os.path.exists({marker!r}):
 @pytest.fixture(scope="module")
 def graded_beside_a_saboteur():
     """Grade saboteur and victim with --jobs 2; return (rows by (student, exercise), stdout lines)."""
-    folder = Path(tempfile.mkdtemp(prefix="resnet-lab-neighbours-"))
-    folder.chmod(0o777)  # the answer processes may run as another user: they look for the marker too
+    folder = Path(tempfile.mkdtemp(prefix="resnet-lab-neighbours-")).resolve()  # the kernels run as this user
     submissions = folder / "submissions"
     marker, waiting = str(folder / "victim-was-killed"), str(folder / "victim-is-waiting")
     lesson = nbformat.read(ROOT / "notebooks" / synthetic.LESSON, as_version=4)
@@ -144,3 +147,54 @@ def test_report_rows_keep_the_submissions_order(graded_beside_a_saboteur):
     rows, _ = graded_beside_a_saboteur
     assert [s for s, _ in rows] == ["saboteur"] * 3 + ["victim"] * 3
     assert set(report.COLUMNS) <= set(next(iter(rows.values())))
+
+
+def test_a_turn_alone_waits_for_the_running_and_goes_before_the_waiting():
+    turns = grade._Turns()
+    events: list[str] = []
+    shared: dict[str, bool] = {}
+    first_in, alone_asked, release_first = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with turns.beside_others() as turn:
+            events.append("first starts")
+            first_in.set()
+            release_first.wait(10)
+            events.append("first ends")
+        shared["first"] = turn.shared
+
+    def alone() -> None:
+        first_in.wait(10)
+        alone_asked.set()
+        with turns.alone():
+            events.append("alone starts")
+            time.sleep(0.2)
+            events.append("alone ends")
+
+    def later() -> None:
+        alone_asked.wait(10)
+        time.sleep(0.1)  # asks after the one waiting alone
+        with turns.beside_others() as turn:
+            events.append("later starts")
+        shared["later"] = turn.shared
+
+    threads = [threading.Thread(target=f) for f in (first, alone, later)]
+    for t in threads:
+        t.start()
+    time.sleep(0.4)
+    assert events == ["first starts"]  # the one alone waits for the running; the later one waits for it
+    release_first.set()
+    for t in threads:
+        t.join(10)
+    assert events == ["first starts", "first ends", "alone starts", "alone ends", "later starts"]
+    assert shared == {"first": False, "later": False}  # never beside another notebook's turn
+
+
+def test_turns_that_overlap_are_shared_and_a_lone_one_is_not():
+    turns = grade._Turns()
+    with turns.beside_others() as a:
+        with turns.beside_others() as b:
+            pass
+    with turns.beside_others() as c:
+        pass
+    assert a.shared and b.shared and not c.shared

@@ -261,34 +261,47 @@ def grade_notebook(
 _NEIGHBOUR_CAN_CAUSE = {NOTEBOOK_FAILED, worker.TIMED_OUT, TAMPERED}
 
 
+class _Turn:
+    """One notebook's turn beside others; ``shared`` turns True if another notebook ran at any time during it."""
+
+    def __init__(self) -> None:
+        self.shared = False
+
+
 class _Turns:
     """Notebooks graded side by side, and now and then one graded alone: ``alone()`` waits until no notebook
     is being graded and keeps new ones from starting until it is done (a readers-writer lock that lets the
-    one who waits alone go first)."""
+    one who waits alone go first). Only the grader's own turns are counted: a process a notebook's code left
+    behind is not."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._running = 0
+        self._active: list[_Turn] = []
         self._waiting_alone = 0
         self._alone = False
 
     @contextmanager
-    def beside_others(self) -> Iterator[None]:
+    def beside_others(self) -> Iterator[_Turn]:
+        turn = _Turn()
         with self._changed:
             self._changed.wait_for(lambda: not self._alone and self._waiting_alone == 0)
-            self._running += 1
+            if self._active:
+                turn.shared = True
+                for other in self._active:
+                    other.shared = True
+            self._active.append(turn)
         try:
-            yield
+            yield turn
         finally:
             with self._changed:
-                self._running -= 1
+                self._active.remove(turn)
                 self._changed.notify_all()
 
     @contextmanager
     def alone(self) -> Iterator[None]:
         with self._changed:
             self._waiting_alone += 1
-            self._changed.wait_for(lambda: not self._alone and self._running == 0)
+            self._changed.wait_for(lambda: not self._alone and not self._active)
             self._waiting_alone -= 1
             self._alone = True
         try:
@@ -300,8 +313,9 @@ class _Turns:
 
 
 def neighbour_could_cause(result: dict[str, Any]) -> bool:
-    """Whether another notebook graded at the same time could have caused this notebook's result: one of its
-    exercises ``notebook failed``, ``timed out`` or ``tampered`` (an unreadable file is its own)."""
+    """Whether a kill, a stop or tampering by another notebook graded at the same time could have caused this
+    notebook's result: one of its exercises ``notebook failed``, ``timed out`` or ``tampered`` (an unreadable
+    file is its own). Not covered: a neighbour can also interrupt a cell (``error``) or rewrite files."""
     if str(result.get("run", "")).startswith("not a readable notebook"):
         return False
     return any(o["status"] in _NEIGHBOUR_CAN_CAUSE for o in result["exercises"])
@@ -347,9 +361,9 @@ def grade_class(
 
     ``jobs`` notebooks are graded at the same time (each in its own kernel and answer process); rows are
     written in the submissions' order all the same. Notebooks graded at the same time run as one user, so
-    one's code can kill or stop another's processes: with ``regrade_alone`` (the default) a notebook graded
-    beside others whose result such code could have caused (``neighbour_could_cause``) is graded again with
-    no other notebook running, and that result counts. Answer processes start through
+    one's code can kill or stop another's processes: with ``regrade_alone`` (the default) a notebook that
+    another notebook was graded beside at some time, and whose result such code could have caused
+    (``neighbour_could_cause``), is graded again with no other notebook being graded, and that result counts. Answer processes start through
     :mod:`multiprocessing`, so a script that calls this needs the usual ``if __name__ == "__main__":`` guard.
     """
     limits = limits or Limits()
@@ -370,9 +384,9 @@ def grade_class(
         if lesson is None:
             return None, 0.0
         mine = [e for e in exercises if e.lesson == lesson]
-        with turns.beside_others():
+        with turns.beside_others() as turn:
             result = grade_notebook(notebook, mine, hidden, limits)
-        if jobs > 1 and regrade_alone and neighbour_could_cause(result):
+        if regrade_alone and turn.shared and neighbour_could_cause(result):
             with turns.alone():
                 result = _graded_again_alone(result, grade_notebook(notebook, mine, hidden, limits))
         return result, time.monotonic() - started
