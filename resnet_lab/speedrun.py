@@ -490,7 +490,8 @@ def load_full_runs(seed: int = 0, fast: bool = False) -> dict[str, dict[str, Any
 
 def format_full_runs(runs: dict[str, dict[str, Any]]) -> str:
     """One line per full-data run: arm, epochs, best validation error (%) and its epoch, seconds, the test accuracy
-    if its test set was read (else "not read"), and whether the plan's rule chose it."""
+    if its test set was read (else "not read"), and whether the plan's rule chose it among several runs of the
+    same epochs or it was the only one."""
     lines = [f"{'record':<34}{'epochs':>7}{'best val':>10}{'at epoch':>10}{'seconds':>9}  test accuracy"]
     for name, record in runs.items():
         if not record["nets"]:
@@ -498,7 +499,9 @@ def format_full_runs(runs: dict[str, dict[str, Any]]) -> str:
             continue
         final = next(iter(record["nets"].values()))["final"]
         test = record.get("test")
-        read = "not read" if test is None else f"{test['accuracy']:.2f} % (chosen by the rule; read {test['read_at']})"
+        candidates = len(record.get("choice", {}).get("candidates", {}))
+        how = "chosen by the rule" if candidates > 1 else "the only run of its epochs"
+        read = "not read" if test is None else f"{test['accuracy']:.2f} % ({how}; read {test['read_at']})"
         lines.append(f"{name:<34}{record['config']['epochs']:>7}{final['best_val_error']:>10.2f}"
                      f"{final['best_epoch']:>10}{record['total_seconds']:>9.0f}  {read}")  # fmt: skip
     return "\n".join(lines)

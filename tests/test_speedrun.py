@@ -248,6 +248,8 @@ def test_full_runs_keep_their_weights_and_the_rule_reads_the_test_once(tiny_runs
     chosen = next(line for line in table if line.startswith(record["choice"]["chosen"]))
     other = next(line for line in table[1:] if not line.startswith(record["choice"]["chosen"]))
     assert f"{record['test']['accuracy']:.2f} % (chosen by the rule" in chosen and other.endswith("not read")
+    alone = {record["choice"]["chosen"]: {**record, "choice": {**record["choice"], "candidates": {"x": 6.0}}}}
+    assert "(the only run of its epochs; read " in speedrun.format_full_runs(alone)
 
 
 def test_read_test_refuses_weights_that_are_not_the_recorded_ones(tiny_runs, tmp_path):
