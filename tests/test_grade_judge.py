@@ -170,6 +170,32 @@ MISTAKES = [
     ("filter_normalize", "torch.zeros_like(d)", "d"),
     ("plain_twin", "twin.load_state_dict(resnet.state_dict())", "pass"),
     ("warmup_cosine", "0.1 + 0.9 * step / warmup_steps", "step / warmup_steps"),
+    # what the student's function did to the tensor objects, not only to their values (2026-12-05):
+    # logits that carry a graph; parameters replaced by new objects, updated with autograd recording, or
+    # switched off requires_grad
+    ("flip_tta", "with torch.no_grad():\n            return", "if True:\n            return"),
+    (
+        "ema_update",
+        "        for mine, theirs in zip(average.parameters(), model.parameters()):\n"
+        "            mine.mul_(decay).add_(theirs, alpha=1 - decay)\n",
+        "        for (name, mine), theirs in zip(list(average.named_parameters()), model.parameters()):\n"
+        "            owner, _, leaf = name.rpartition('.')\n"
+        "            setattr(average.get_submodule(owner), leaf, nn.Parameter(decay * mine + (1 - decay) * theirs))\n",
+    ),
+    (
+        "ema_update",
+        "    with torch.no_grad():\n        for mine, theirs in zip(average.parameters(), model.parameters()):\n"
+        "            mine.mul_(decay).add_(theirs, alpha=1 - decay)\n",
+        "    for mine, theirs in zip(average.parameters(), model.parameters()):\n"
+        "        mine.requires_grad_(False)\n        mine.mul_(decay).add_(theirs * (1 - decay))\n"
+        "    with torch.no_grad():\n",
+    ),
+    (
+        "ema_update",
+        "            mine.mul_(decay).add_(theirs, alpha=1 - decay)\n        for mine, theirs in zip(average.buffers()",
+        "            mine.requires_grad_(False)\n            mine.mul_(decay).add_(theirs, alpha=1 - decay)\n"
+        "        for mine, theirs in zip(average.buffers()",
+    ),
 ]
 
 

@@ -16,7 +16,9 @@ process. The answer it hands the checker is a stand-in: calling it asks the answ
   forward changed come back.
 * The checker's own objects passed to the student's code (a model, an optimizer, images) go over as
   copies; what the student's code did to them (weights, gradients, buffers, modes, hooks, optimizer
-  state) is copied back, so the checker sees the effect it would have seen in one process.
+  state, and which tensors it replaced by new objects, left with an autograd graph or switched off
+  requires_grad) is copied back, so the checker sees the effect it would have seen in one process. A
+  tensor a student's function returns with an autograd graph comes back with one.
 
 Every comparison with the reference therefore runs here, with this process's torch and checkers: a
 patch the student's code makes in the answer process cannot reach it. What still crosses over is the
@@ -373,6 +375,11 @@ class Link:
                 return RemoteCallable(self, value)
             if "__dict__" in value:
                 return {k: self.decode(v, depth + 1) for k, v in value["__dict__"]}
+            if "__tensor__" in value:  # a tensor that carried an autograd graph: give it one here too
+                tensor = value["__tensor__"]
+                if not isinstance(tensor, torch.Tensor):
+                    raise EvidenceError("the answer returned a tensor of an unknown form")
+                return _with_graph(tensor) if value.get("graph") is True else tensor
             if "__opaque__" in value:
                 cls = type(str(value["__opaque__"])[:100] or "object", (Opaque,), {})
                 return cls(str(value.get("repr", "")))
@@ -485,6 +492,43 @@ def _resolve_dotted(name: str) -> Any:
     return None
 
 
+def _with_graph(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor``'s values with an autograd graph (requires_grad, a grad_fn), as the student's code returned it."""
+    if not (tensor.is_floating_point() or tensor.is_complex()):
+        return tensor
+    with torch.enable_grad():
+        return tensor.clone().requires_grad_(True).mul(1)
+
+
+def _record_a_graph(tensor: torch.Tensor) -> None:
+    """Give ``tensor`` (same object, same values) a grad_fn, as an in-place update recorded by autograd does."""
+    if tensor.is_floating_point():
+        with torch.enable_grad():
+            tensor.requires_grad_(False)
+            tensor.add_(torch.zeros((), dtype=tensor.dtype, requires_grad=True))
+
+
+def _replay_tensor_objects(module: nn.Module, data: dict[str, Any]) -> None:
+    """What the student's code did to the model's tensor *objects*, not only their values: replaced ones become
+    new objects here too, parameters that carry a graph get one, requires_grad as it was left."""
+    params, buffers = dict(module.named_parameters()), dict(module.named_buffers())
+    for name in [str(n) for n in data.get("replaced") or []]:
+        owner_name, _, leaf = name.rpartition(".")
+        owner = module.get_submodule(owner_name) if owner_name else module
+        if name in params and leaf in owner._parameters:
+            old = params[name]
+            params[name] = owner._parameters[leaf] = nn.Parameter(old.detach().clone(), old.requires_grad)
+        elif name in buffers and leaf in owner._buffers:
+            owner._buffers[leaf] = buffers[name].clone()
+    graph = {str(n) for n in data.get("graph") or []}
+    for name, p in params.items():
+        wanted = dict(data.get("requires_grad") or {}).get(name)
+        if name in graph:
+            _record_a_graph(p)
+        elif isinstance(wanted, bool) and p.requires_grad != wanted:
+            p.requires_grad_(wanted)
+
+
 def _restore_module(module: nn.Module, data: dict[str, Any]) -> None:
     modules = dict(module.named_modules())
     if sorted(modules) != sorted(str(n) for n in data.get("structure") or []):
@@ -502,6 +546,7 @@ def _restore_module(module: nn.Module, data: dict[str, Any]) -> None:
         for name, value in dict(data.get("buffers") or {}).items():
             if name in buffers and isinstance(value, torch.Tensor) and value.shape == buffers[name].shape:
                 buffers[name].copy_(value)
+    _replay_tensor_objects(module, data)
     for name, mode in dict(data.get("training") or {}).items():
         if name in modules:
             modules[name].training = bool(mode)

@@ -162,10 +162,12 @@ class Server:
             )
         return {"nodes": nodes}
 
-    def encode(self, value: Any, depth: int = 0) -> Any:
-        """The student's return value as plain data; modules and callables stay here behind a handle."""
+    def encode(self, value: Any, depth: int = 0, graphs: bool = False) -> Any:
+        """The student's return value as plain data; modules and callables stay here behind a handle. With
+        ``graphs`` (what a student's function returned), a tensor that carries an autograd graph says so."""
         if isinstance(value, torch.Tensor):
-            return value.detach().as_subclass(torch.Tensor).clone()
+            data = value.detach().as_subclass(torch.Tensor).clone()
+            return {"__tensor__": data, "graph": True} if graphs and value.requires_grad else data
         if isinstance(value, nn.Module):
             return {"__module__": self.add(value), **self.describe(value)}
         if isinstance(value, _PLAIN):
@@ -178,10 +180,10 @@ class Server:
             if isinstance(value, np.generic):
                 return value.item()
         if depth < 6 and isinstance(value, (list, tuple)):
-            items = [self.encode(v, depth + 1) for v in value]
+            items = [self.encode(v, depth + 1, graphs) for v in value]
             return tuple(items) if isinstance(value, tuple) else items
         if depth < 6 and isinstance(value, dict) and all(isinstance(k, (str, int)) for k in value):
-            return {"__dict__": [(plain(k), self.encode(v, depth + 1)) for k, v in value.items()]}
+            return {"__dict__": [(plain(k), self.encode(v, depth + 1, graphs)) for k, v in value.items()]}
         if callable(value):
             return {
                 "__callable__": self.add(value),
@@ -218,14 +220,15 @@ class Server:
             self.apply(handle, state)
         args, kwargs = request["args"], request["kwargs"]
         _set_grads(args, kwargs, request.get("grads") or {})
+        objects = _tensor_objects(args, kwargs, request.get("local") or [])
         reply: dict[str, Any] = {}
         try:
-            reply["result"] = self.encode(fn(*args, **kwargs))
+            reply["result"] = self.encode(fn(*args, **kwargs), graphs=True)
         except BaseException as exc:  # noqa: BLE001 - the judge decides what a student's exception means
             if not isinstance(exc, Exception):
                 raise
             reply["error"] = error_data(exc)
-        reply["back"] = _arguments_after(args, kwargs, request.get("local") or [])
+        reply["back"] = _arguments_after(args, kwargs, request.get("local") or [], objects)
         return reply
 
     def apply(
@@ -325,9 +328,22 @@ def _set_grads(args: Any, kwargs: dict[str, Any], grads: dict[Any, dict[str, tor
                     params[name].grad = grad
 
 
-def _arguments_after(args: Any, kwargs: dict[str, Any], local: list[Any]) -> list[tuple[Any, Any]]:
+def _tensor_objects(args: Any, kwargs: dict[str, Any], local: list[Any]) -> dict[Any, dict[str, int]]:
+    """id() of every parameter and buffer of the judge's own modules among the arguments, before the call."""
+    return {
+        key: {n: id(t) for n, t in [*value.named_parameters(), *value.named_buffers()]}
+        for key, value in _positions(args, kwargs)
+        if key in local and isinstance(value, nn.Module)
+    }
+
+
+def _arguments_after(
+    args: Any, kwargs: dict[str, Any], local: list[Any], objects: dict[Any, dict[str, int]] | None = None
+) -> list[tuple[Any, Any]]:
     """The state of the judge's own arguments after the call, so the judge sees what the student's code did
-    to them: a model's parameters, gradients, buffers, modes and hooks; an optimizer's state; a tensor."""
+    to them: a model's parameters, gradients, buffers, modes and hooks, which parameters carry an autograd
+    graph or require gradients, which tensors were replaced by new objects (``objects``: their ids before);
+    an optimizer's state; a tensor."""
     back = []
     for key, value in _positions(args, kwargs):
         if key not in local:
@@ -350,6 +366,13 @@ def _arguments_after(args: Any, kwargs: dict[str, Any], local: list[Any]) -> lis
                         "training": {n: bool(m.training) for n, m in modules.items()},
                         "hooks": {n: {a: len(getattr(m, a, {}) or {}) for a in _HOOKS} for n, m in modules.items()},
                         "structure": sorted(n for n in modules),
+                        "requires_grad": {n: bool(p.requires_grad) for n, p in value.named_parameters()},
+                        "graph": sorted(n for n, p in value.named_parameters() if p.grad_fn is not None),
+                        "replaced": sorted(
+                            n
+                            for n, t in [*value.named_parameters(), *value.named_buffers()]
+                            if n in (objects or {}).get(key, {}) and id(t) != objects[key][n]
+                        ),
                     },
                 )
             )
