@@ -24,7 +24,7 @@ from grading_attacks.common import OWN_LAYERS
 
 from resnet_lab import checks
 from resnet_lab.checks import engine, exercises
-from resnet_lab.grade import answers, judge, static
+from resnet_lab.grade import answers, judge, remote, static
 from resnet_lab.grade.worker import Limits
 
 IMPORTS = (
@@ -361,3 +361,29 @@ def test_no_lesson_solution_or_stub_is_flagged():
             ]
             plans = worker.plan(nb, specs)
             assert static.review(answers.answer_cells(nb, plans), plans) == {}, (folder, lesson)
+
+
+def test_tensor_objects_are_replayed_safely():
+    """What the answer process says about tensor objects is replayed on the judge's model: a replaced
+    parameter is a new object that keeps its gradient, a recorded update gets a grad_fn once even when a
+    model and its submodule are both restored, and names that are not the model's are ignored."""
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    first, running = model[0].weight, model[1].running_mean
+    first.grad = torch.ones_like(first)
+    remote._replay_tensor_objects(
+        model,
+        {
+            "replaced": ["0.weight", "1.running_mean", "9.nothing", "0.bias.x"],
+            "graph": ["1.weight"],
+            "requires_grad": {"0.bias": False},
+        },
+    )
+    assert model[0].weight is not first and torch.equal(model[0].weight, first)
+    assert model[0].weight.grad is not None and model[1].running_mean is not running
+    assert model[1].weight.grad_fn is not None and not model[0].bias.requires_grad
+    remote._replay_tensor_objects(model[1], {"replaced": [], "graph": ["weight"], "requires_grad": {}})
+    assert model[1].weight.grad_fn is not None  # the submodule's second replay changed nothing, raised nothing
+    remote._replay_tensor_objects(model, {"replaced": "0.weight", "graph": None})  # malformed: values only

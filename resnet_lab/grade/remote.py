@@ -502,7 +502,7 @@ def _with_graph(tensor: torch.Tensor) -> torch.Tensor:
 
 def _record_a_graph(tensor: torch.Tensor) -> None:
     """Give ``tensor`` (same object, same values) a grad_fn, as an in-place update recorded by autograd does."""
-    if tensor.is_floating_point():
+    if tensor.is_floating_point() and tensor.grad_fn is None:  # (a module and its submodule both handed over)
         with torch.enable_grad():
             tensor.requires_grad_(False)
             tensor.add_(torch.zeros((), dtype=tensor.dtype, requires_grad=True))
@@ -512,21 +512,25 @@ def _replay_tensor_objects(module: nn.Module, data: dict[str, Any]) -> None:
     """What the student's code did to the model's tensor *objects*, not only their values: replaced ones become
     new objects here too, parameters that carry a graph get one, requires_grad as it was left."""
     params, buffers = dict(module.named_parameters()), dict(module.named_buffers())
-    for name in [str(n) for n in data.get("replaced") or []]:
+    replaced, graph, wanted = data.get("replaced"), data.get("graph"), data.get("requires_grad")
+    if not (isinstance(replaced, list) and isinstance(graph, list) and isinstance(wanted, dict)):
+        return  # an answer process of an older grader, or one that sent nothing usable: values only
+    for name in [str(n) for n in replaced if str(n) in params or str(n) in buffers]:
         owner_name, _, leaf = name.rpartition(".")
         owner = module.get_submodule(owner_name) if owner_name else module
         if name in params and leaf in owner._parameters:
             old = params[name]
-            params[name] = owner._parameters[leaf] = nn.Parameter(old.detach().clone(), old.requires_grad)
+            new = nn.Parameter(old.detach().clone(), old.requires_grad)
+            new.grad = old.grad
+            params[name] = owner._parameters[leaf] = new
         elif name in buffers and leaf in owner._buffers:
             owner._buffers[leaf] = buffers[name].clone()
-    graph = {str(n) for n in data.get("graph") or []}
+    graph_names = {str(n) for n in graph}
     for name, p in params.items():
-        wanted = dict(data.get("requires_grad") or {}).get(name)
-        if name in graph:
+        if name in graph_names:
             _record_a_graph(p)
-        elif isinstance(wanted, bool) and p.requires_grad != wanted:
-            p.requires_grad_(wanted)
+        elif isinstance(wanted.get(name), bool) and p.requires_grad != wanted[name] and p.grad_fn is None:
+            p.requires_grad_(wanted[name])
 
 
 def _restore_module(module: nn.Module, data: dict[str, Any]) -> None:

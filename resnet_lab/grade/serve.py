@@ -328,21 +328,22 @@ def _set_grads(args: Any, kwargs: dict[str, Any], grads: dict[Any, dict[str, tor
                     params[name].grad = grad
 
 
-def _tensor_objects(args: Any, kwargs: dict[str, Any], local: list[Any]) -> dict[Any, dict[str, int]]:
-    """id() of every parameter and buffer of the judge's own modules among the arguments, before the call."""
+def _tensor_objects(args: Any, kwargs: dict[str, Any], local: list[Any]) -> dict[Any, dict[str, torch.Tensor]]:
+    """Every parameter and buffer object of the judge's own modules among the arguments, before the call (held,
+    so that no new tensor can take over a freed one's id)."""
     return {
-        key: {n: id(t) for n, t in [*value.named_parameters(), *value.named_buffers()]}
+        key: dict([*value.named_parameters(), *value.named_buffers()])
         for key, value in _positions(args, kwargs)
         if key in local and isinstance(value, nn.Module)
     }
 
 
 def _arguments_after(
-    args: Any, kwargs: dict[str, Any], local: list[Any], objects: dict[Any, dict[str, int]] | None = None
+    args: Any, kwargs: dict[str, Any], local: list[Any], objects: dict[Any, dict[str, torch.Tensor]] | None = None
 ) -> list[tuple[Any, Any]]:
     """The state of the judge's own arguments after the call, so the judge sees what the student's code did
     to them: a model's parameters, gradients, buffers, modes and hooks, which parameters carry an autograd
-    graph or require gradients, which tensors were replaced by new objects (``objects``: their ids before);
+    graph or require gradients, which tensors were replaced by new objects (``objects``: those before);
     an optimizer's state; a tensor."""
     back = []
     for key, value in _positions(args, kwargs):
@@ -371,7 +372,7 @@ def _arguments_after(
                         "replaced": sorted(
                             n
                             for n, t in [*value.named_parameters(), *value.named_buffers()]
-                            if n in (objects or {}).get(key, {}) and id(t) != objects[key][n]
+                            if n in (objects or {}).get(key, {}) and t is not objects[key][n]
                         ),
                     },
                 )
