@@ -172,7 +172,7 @@ MISTAKES = [
     ("warmup_cosine", "0.1 + 0.9 * step / warmup_steps", "step / warmup_steps"),
     # what the student's function did to the tensor objects, not only to their values (2026-12-05):
     # logits that carry a graph; parameters replaced by new objects, updated with autograd recording, or
-    # switched off requires_grad
+    # switched off requires_grad; BN's running statistics replaced by new tensors
     ("flip_tta", "with torch.no_grad():\n            return", "if True:\n            return"),
     (
         "ema_update",
@@ -195,6 +195,16 @@ MISTAKES = [
         "            mine.mul_(decay).add_(theirs, alpha=1 - decay)\n        for mine, theirs in zip(average.buffers()",
         "            mine.requires_grad_(False)\n            mine.mul_(decay).add_(theirs, alpha=1 - decay)\n"
         "        for mine, theirs in zip(average.buffers()",
+    ),
+    (
+        "ema_update",
+        "        for mine, theirs in zip(average.buffers(), model.buffers()):\n"
+        "            if mine.is_floating_point():  # BN's running_mean and running_var\n"
+        "                mine.mul_(decay).add_(theirs, alpha=1 - decay)\n",
+        "        for (name, mine), theirs in zip(list(average.named_buffers()), model.buffers()):\n"
+        "            if mine.is_floating_point():  # BN's running_mean and running_var\n"
+        "                owner, _, leaf = name.rpartition('.')\n"
+        "                setattr(average.get_submodule(owner), leaf, decay * mine + (1 - decay) * theirs)\n",
     ),
 ]
 
