@@ -42,6 +42,7 @@ from .worker import _NOTHING_CHECKED, NOTEBOOK_FAILED, PENDING, Limits
 __all__ = ["find_submissions", "load_hidden", "grade_class", "main"]
 
 _NOTE_RE = "Generated from `notebooks/"
+_UNREADABLE = "not a readable notebook"  # how a result's "run" begins when the file could not be read
 
 
 class GradeError(ValueError):
@@ -192,7 +193,7 @@ def grade_notebook(
         if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
             raise ValueError("no list of cells")
     except (OSError, ValueError) as exc:
-        run = f"not a readable notebook: {exc}"
+        run = f"{_UNREADABLE}: {exc}"
         return {
             "run": run,
             "seconds": 0,
@@ -316,7 +317,7 @@ def neighbour_could_cause(result: dict[str, Any]) -> bool:
     """Whether a kill, a stop or tampering by another notebook graded at the same time could have caused this
     notebook's result: one of its exercises ``notebook failed``, ``timed out`` or ``tampered`` (an unreadable
     file is its own). Not covered: a neighbour can also interrupt a cell (``error``) or rewrite files."""
-    if str(result.get("run", "")).startswith("not a readable notebook"):
+    if str(result.get("run", "")).startswith(_UNREADABLE):
         return False
     return any(o["status"] in _NEIGHBOUR_CAN_CAUSE for o in result["exercises"])
 
@@ -363,8 +364,9 @@ def grade_class(
     written in the submissions' order all the same. Notebooks graded at the same time run as one user, so
     one's code can kill or stop another's processes: with ``regrade_alone`` (the default) a notebook that
     another notebook was graded beside at some time, and whose result such code could have caused
-    (``neighbour_could_cause``), is graded again with no other notebook being graded, and that result counts. Answer processes start through
-    :mod:`multiprocessing`, so a script that calls this needs the usual ``if __name__ == "__main__":`` guard.
+    (``neighbour_could_cause``), is graded again with no other notebook being graded, and that result counts.
+    Answer processes start through :mod:`multiprocessing`, so a script that calls this needs the usual
+    ``if __name__ == "__main__":`` guard.
     """
     limits = limits or Limits()
     exercises = list(all_exercises(lessons_dir))

@@ -339,7 +339,7 @@ def _tensor_objects(args: Any, kwargs: dict[str, Any], local: list[Any]) -> dict
 
 
 def _arguments_after(
-    args: Any, kwargs: dict[str, Any], local: list[Any], objects: dict[Any, dict[str, torch.Tensor]] | None = None
+    args: Any, kwargs: dict[str, Any], local: list[Any], objects: dict[Any, dict[str, torch.Tensor]]
 ) -> list[tuple[Any, Any]]:
     """The state of the judge's own arguments after the call, so the judge sees what the student's code did
     to them: a model's parameters, gradients, buffers, modes and hooks, which parameters carry an autograd
@@ -351,28 +351,26 @@ def _arguments_after(
             continue
         if isinstance(value, nn.Module):
             modules = dict(value.named_modules())
+            params, buffers = dict(value.named_parameters()), dict(value.named_buffers())
+            before = objects.get(key, {})
             back.append(
                 (
                     key,
                     {
-                        "params": {
-                            n: p.detach().as_subclass(torch.Tensor).clone() for n, p in value.named_parameters()
-                        },
+                        "params": {n: p.detach().as_subclass(torch.Tensor).clone() for n, p in params.items()},
                         "grads": {
                             n: p.grad.detach().as_subclass(torch.Tensor).clone()
-                            for n, p in value.named_parameters()
+                            for n, p in params.items()
                             if p.grad is not None
                         },
-                        "buffers": {n: b.detach().as_subclass(torch.Tensor).clone() for n, b in value.named_buffers()},
+                        "buffers": {n: b.detach().as_subclass(torch.Tensor).clone() for n, b in buffers.items()},
                         "training": {n: bool(m.training) for n, m in modules.items()},
                         "hooks": {n: {a: len(getattr(m, a, {}) or {}) for a in _HOOKS} for n, m in modules.items()},
                         "structure": sorted(n for n in modules),
-                        "requires_grad": {n: bool(p.requires_grad) for n, p in value.named_parameters()},
-                        "graph": sorted(n for n, p in value.named_parameters() if p.grad_fn is not None),
+                        "requires_grad": {n: bool(p.requires_grad) for n, p in params.items()},
+                        "graph": sorted(n for n, p in params.items() if p.grad_fn is not None),
                         "replaced": sorted(
-                            n
-                            for n, t in [*value.named_parameters(), *value.named_buffers()]
-                            if n in (objects or {}).get(key, {}) and t is not objects[key][n]
+                            n for n, t in {**params, **buffers}.items() if n in before and t is not before[n]
                         ),
                     },
                 )
